@@ -49,11 +49,8 @@ export class SupervisorError extends Error {
 
 /** Whether a value is one of our errors (brand check, survives duplicate module copies). */
 export function isSupervisorError(value: unknown): value is SupervisorError {
-  return (
-    value instanceof SupervisorError ||
-    (value instanceof Error &&
-      typeof (value as { code?: unknown }).code === 'string' &&
-      (ERROR_CODES as readonly string[]).includes((value as { code: string }).code) &&
-      'fields' in value)
-  );
+  if (value instanceof SupervisorError) return true;
+  if (!(value instanceof Error) || !('fields' in value) || !('code' in value)) return false;
+
+  return typeof value.code === 'string' && (ERROR_CODES as readonly string[]).includes(value.code);
 }
