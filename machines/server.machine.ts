@@ -86,7 +86,6 @@ export const serverMachine = setup({
     isSticky: ({ context }) => context.stickyOpen,
     restoredOpen: ({ context }) => context.restore?.state === 'open' && !context.restore.stickyOpen,
     restoredSticky: ({ context }) => context.restore?.state === 'open' && context.restore.stickyOpen,
-    restoredFailed: ({ context }) => context.restore?.state === 'failed',
     missesReachThreshold: ({ context }) =>
       context.misses + 1 >= context.policy.healthFailureThreshold,
   },
@@ -232,7 +231,6 @@ export const serverMachine = setup({
       always: [
         { guard: 'restoredSticky', target: 'open.held', actions: 'forgetRestore' },
         { guard: 'restoredOpen', target: 'open.waiting' },
-        { guard: 'restoredFailed', target: 'failed', actions: 'forgetRestore' },
         { target: 'connecting', actions: 'forgetRestore' },
       ],
     },

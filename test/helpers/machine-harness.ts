@@ -30,7 +30,9 @@ export class MachineHarness {
   probes = 0;
   readonly actor: Actor<typeof serverMachine>;
 
-  constructor(input: Partial<ServerInput> = {}, policy: Partial<ServerPolicy> = {}) {
+  constructor(input: Partial<ServerInput> = {}, policy: Partial<ServerPolicy> = {}, startAtMs = 0) {
+    // XState resolves the initial state (and its delays) when the actor is created.
+    this.clock.set(startAtMs);
     const machine = serverMachine.provide({
       actors: {
         connect: fromPromise(async ({ input: connectInput }) => {
@@ -93,6 +95,7 @@ export class MachineHarness {
   }
 }
 
+/** Lets every settled promise actor deliver its result (no time passes). */
 async function flush(): Promise<void> {
-  for (let i = 0; i < 10; i += 1) await Promise.resolve();
+  for (let i = 0; i < 3; i += 1) await new Promise<void>((resolve) => setImmediate(resolve));
 }
