@@ -73,7 +73,11 @@ export interface Connection {
    * failure. The caller bounds it in time.
    */
   probe(signal?: AbortSignal): Promise<void>;
-  callTool(name: string, args: Record<string, unknown>, options: CallOptions): Promise<CallToolResult>;
+  callTool(
+    name: string,
+    args: Record<string, unknown>,
+    options: CallOptions,
+  ): Promise<CallToolResult>;
   /** Stops the server: stdin closed, SIGTERM, SIGKILL to the group; resolves once it is gone. */
   close(): Promise<void>;
 }
