@@ -40,7 +40,13 @@ startRemote();
 
 const supervisor = spawn(
   process.execPath,
-  [path.join(root, 'dist/src/cli.js'), 'start', '--config', 'examples/mcp.json', ...process.argv.slice(2)],
+  [
+    path.join(root, 'dist/src/cli.js'),
+    'start',
+    '--config',
+    'examples/mcp.json',
+    ...process.argv.slice(2),
+  ],
   { cwd: root, env: { ...process.env, DEMO_REMOTE_PORT: remotePort }, stdio: 'inherit' },
 );
 

@@ -10,7 +10,9 @@ const MAX_EXPONENT = 52;
  * any attempt (negative, huge, NaN or Infinity are clamped).
  */
 export function backoffCeilingMs(attempt: number, baseMs: number, capMs: number): number {
-  const n = Number.isFinite(attempt) ? Math.min(Math.max(Math.floor(attempt), 0), MAX_EXPONENT) : MAX_EXPONENT;
+  const n = Number.isFinite(attempt)
+    ? Math.min(Math.max(Math.floor(attempt), 0), MAX_EXPONENT)
+    : MAX_EXPONENT;
 
   return Math.min(capMs, baseMs * 2 ** n);
 }

@@ -85,7 +85,8 @@ export const serverMachine = setup({
     hasConnection: () => false,
     isSticky: ({ context }) => context.stickyOpen,
     restoredOpen: ({ context }) => context.restore?.state === 'open' && !context.restore.stickyOpen,
-    restoredSticky: ({ context }) => context.restore?.state === 'open' && context.restore.stickyOpen,
+    restoredSticky: ({ context }) =>
+      context.restore?.state === 'open' && context.restore.stickyOpen,
     missesReachThreshold: ({ context }) =>
       context.misses + 1 >= context.policy.healthFailureThreshold,
   },
@@ -146,9 +147,17 @@ export const serverMachine = setup({
     countRestart: assign(({ context }) => {
       const now = context.now();
 
-      return { restarts: [...restartsWithin(context.restarts, now, context.policy.restartPeriodMs), now] };
+      return {
+        restarts: [...restartsWithin(context.restarts, now, context.policy.restartPeriodMs), now],
+      };
     }),
-    clearCounters: assign({ attempt: 0, restarts: [], misses: 0, stickyOpen: false, retryAt: null }),
+    clearCounters: assign({
+      attempt: 0,
+      restarts: [],
+      misses: 0,
+      stickyOpen: false,
+      retryAt: null,
+    }),
     resetAttempt: assign({ attempt: 0 }),
     clearMisses: assign({ misses: 0 }),
     addMiss: assign(({ context }) => ({ misses: context.misses + 1 })),
@@ -157,7 +166,9 @@ export const serverMachine = setup({
     clearKillFirst: assign({ killFirst: false }),
     setSticky: assign({ stickyOpen: true, retryAt: null }),
     clearSticky: assign({ stickyOpen: false }),
-    takePolicy: assign(({ event }) => (event.type === 'policy.update' ? { policy: event.policy } : {})),
+    takePolicy: assign(({ event }) =>
+      event.type === 'policy.update' ? { policy: event.policy } : {},
+    ),
   },
 }).createMachine({
   id: 'server',
@@ -396,10 +407,7 @@ export const serverMachine = setup({
       initial: 'waiting',
       states: {
         waiting: {
-          entry: [
-            'armBackoff',
-            { type: 'report', params: { state: 'open' } },
-          ],
+          entry: ['armBackoff', { type: 'report', params: { state: 'open' } }],
           after: {
             backoff: {
               target: '#server.halfOpen',

@@ -118,7 +118,11 @@ export const supervisorMachine = setup({
                 at: event.at,
                 detail: event.detail,
               },
-              facts: { attempt: event.attempt, stickyOpen: event.stickyOpen, retryAt: event.retryAt },
+              facts: {
+                attempt: event.attempt,
+                stickyOpen: event.stickyOpen,
+                retryAt: event.retryAt,
+              },
             })),
           ],
         },

@@ -27,6 +27,11 @@ export { supervisorMachine } from '../machines/supervisor.machine.js';
 export { ERROR_CODES, SupervisorError, isSupervisorError, type ErrorCode } from './errors.js';
 export { ConfigError, type ConfigProblem } from './config/problems.js';
 export { loadConfigFile, parseConfigText, type LoadedConfig } from './config/load.js';
-export { SETTING_KEYS, defaultSettings, type SettingKey, type Settings } from './config/settings.js';
+export {
+  SETTING_KEYS,
+  defaultSettings,
+  type SettingKey,
+  type Settings,
+} from './config/settings.js';
 export type { CacheStats } from './cache/types.js';
 export { createLogger, type Logger } from './log.js';

@@ -43,7 +43,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? (process.env.LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
   const destination = options.destination ?? 'stdout';
   const fd = destination === 'stderr' ? 2 : 1;
-  const isTty = typeof destination === 'string' && Boolean(fd === 2 ? process.stderr.isTTY : process.stdout.isTTY);
+  const isTty =
+    typeof destination === 'string' &&
+    Boolean(fd === 2 ? process.stderr.isTTY : process.stdout.isTTY);
   const base = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: undefined };
 
   if (typeof destination !== 'string') {

@@ -70,7 +70,8 @@ export class Redactor {
     }
 
     const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(input)) out[this.string(key)] = this.walk(value, seen);
+    for (const [key, value] of Object.entries(input))
+      out[this.string(key)] = this.walk(value, seen);
 
     return out;
   }

@@ -48,7 +48,7 @@ beforeAll(async () => {
   supervisor = await createSupervisor({
     servers: config.servers,
     settings: { ...config.settings, 'backoff.baseMs': 100, 'backoff.capMs': 400 },
-    store: process.env.FLEET_MEMORY ? 'memory' : { dataDir },
+    store: { dataDir },
     http: { port: 0 },
   });
   log = new TransitionLog(supervisor);
@@ -69,7 +69,9 @@ afterAll(async () => {
 describe('the example fleet', () => {
   it('lists every server of the config as closed with its tools', async () => {
     const answer = await fetch(`${supervisor.url}/api/servers`);
-    const body = (await answer.json()) as { servers: Array<{ name: string; state: string; tools: number }> };
+    const body = (await answer.json()) as {
+      servers: Array<{ name: string; state: string; tools: number }>;
+    };
 
     expect(body.servers.map((s) => s.name).sort()).toEqual([...NAMES].sort());
     for (const server of body.servers) {
@@ -100,7 +102,9 @@ describe('the example fleet', () => {
     const noServer = await post('/api/servers/nope/tools/echo');
 
     expect(noTool.status).toBe(404);
-    expect(((await noTool.json()) as { error: { code: string } }).error.code).toBe('TOOL_NOT_FOUND');
+    expect(((await noTool.json()) as { error: { code: string } }).error.code).toBe(
+      'TOOL_NOT_FOUND',
+    );
     expect(noServer.status).toBe(404);
   });
 
@@ -129,7 +133,9 @@ describe('the example fleet', () => {
     expect(supervisor.server('everything')!.pid).not.toBe(before.pid);
 
     await stream.until((f) => f.type === 'transition' && f.seq === closed.seq);
-    const streamed = stream.transitions().filter((f) => f.seq! >= opened.seq && f.seq! <= closed.seq);
+    const streamed = stream
+      .transitions()
+      .filter((f) => f.seq! >= opened.seq && f.seq! <= closed.seq);
     expect(streamed.map((f) => `${f.from}>${f.to}`)).toEqual([
       'closed>open',
       'open>halfOpen',
@@ -140,7 +146,9 @@ describe('the example fleet', () => {
     const history = await fetch(
       `${supervisor.url}/api/transitions?server=everything&after=${opened.seq - 1}`,
     );
-    const { transitions } = (await history.json()) as { transitions: Array<{ seq: number; to: string }> };
+    const { transitions } = (await history.json()) as {
+      transitions: Array<{ seq: number; to: string }>;
+    };
     expect(transitions.map((t) => t.to)).toEqual(['open', 'halfOpen', 'closed']);
   });
 

@@ -111,7 +111,8 @@ describe('closed', () => {
     const error = { ok: false as const, error: new Error('pipe closed') };
     h.probeOutcomes = [error, error, error];
 
-    for (let i = 0; i < POLICY.healthFailureThreshold; i += 1) await h.advance(POLICY.healthIntervalMs);
+    for (let i = 0; i < POLICY.healthFailureThreshold; i += 1)
+      await h.advance(POLICY.healthIntervalMs);
 
     expect(last(h)).toBe('closed>open:probe_failed');
     expect(h.transitions.at(-1)?.detail.message).toBe('pipe closed');

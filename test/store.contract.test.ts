@@ -258,7 +258,10 @@ function storeContract(
       await expect(unopened.maxSeq()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     });
 
-    it.runIf(shared)(
+    // An in-memory PGlite has nothing to reopen or lock: these two are not even registered.
+    const sharedIt = shared ? it : () => undefined;
+
+    sharedIt(
       'keeps its data when reopened, migrations running again harmlessly',
       async () => {
         const server = serverName();
@@ -272,7 +275,7 @@ function storeContract(
       },
     );
 
-    it.runIf(shared)(
+    sharedIt(
       'refuses a second owner with STORE_LOCKED until the first closes',
       async () => {
         const second = db.store();

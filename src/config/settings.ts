@@ -47,7 +47,9 @@ export const SETTING_SCHEMAS = {
   'store.maxPendingWrites': count.default(100_000),
   'store.historyRetentionMs': positiveMs.default(2_592_000_000),
   'api.allowStdioServers': z.boolean().default(false),
-  'log.level': z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  'log.level': z
+    .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+    .default('info'),
 } as const;
 
 export type SettingKey = keyof typeof SETTING_SCHEMAS;

@@ -81,6 +81,7 @@ export interface Store {
   gaps(): Promise<GapRecord[]>;
 
   settings(): Promise<Record<string, unknown>>;
+  /** Upserts each key; a key whose value is `null` is removed (back to its default). */
   putSettings(values: Record<string, unknown>): Promise<void>;
 
   registry(): Promise<RegistryRecord[]>;

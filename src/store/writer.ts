@@ -236,7 +236,7 @@ export class TransitionWriter {
       this.inFlight = 0;
     }
 
-    this.held.dropFront(0);
+    this.held.dropFront(batch.length);
     if (this.currentGap !== null) this.beforeGap -= batch.length;
   }
 

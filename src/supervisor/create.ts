@@ -81,7 +81,8 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
   const servers = validateServers(options.servers, options.env ?? process.env);
   const fileSettings = validateSettings(options.settings);
 
-  const store = options.store && options.store !== 'memory' ? await openStore(options.store, logger) : null;
+  const store =
+    options.store && options.store !== 'memory' ? await openStore(options.store, logger) : null;
   try {
     const tableSettings = store ? await loadTableSettings(store, logger) : {};
     const settings = mergeSettings(fileSettings, tableSettings);
@@ -89,7 +90,10 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
     if (store) await reapRecordedGroups(store, logger);
 
     const writer = store
-      ? new TransitionWriter(store, { maxPendingWrites: settings['store.maxPendingWrites'], logger })
+      ? new TransitionWriter(store, {
+          maxPendingWrites: settings['store.maxPendingWrites'],
+          logger,
+        })
       : null;
     const supervisor = new Supervisor({
       servers,

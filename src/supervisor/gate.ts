@@ -3,9 +3,7 @@ import { SupervisorError } from '../errors.js';
 
 /** What the gate tells the machine after a call: nothing, a trip, or a trial result. */
 export type GateSignal =
-  | { kind: 'none' }
-  | { kind: 'trip'; failures: number }
-  | { kind: 'trial'; ok: boolean };
+  { kind: 'none' } | { kind: 'trip'; failures: number } | { kind: 'trial'; ok: boolean };
 
 /** A ticket for one admitted call; hand it back with the outcome. */
 export interface Admission {
@@ -108,5 +106,9 @@ export class CallGate {
 function circuitOpen(retryAt: number | null): SupervisorError {
   const fields = retryAt === null ? {} : { retryAt };
 
-  return new SupervisorError('CIRCUIT_OPEN', 'the circuit breaker is open: calls fail fast', fields);
+  return new SupervisorError(
+    'CIRCUIT_OPEN',
+    'the circuit breaker is open: calls fail fast',
+    fields,
+  );
 }

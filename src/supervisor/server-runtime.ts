@@ -32,7 +32,12 @@ export interface RuntimeHooks {
 }
 
 /** Reasons whose `open` means the server stopped answering: its connection is dropped. */
-const UNRESPONSIVE = new Set(['probe_timeout', 'probe_failed', 'trial_failed', 'half_open_deadline']);
+const UNRESPONSIVE = new Set([
+  'probe_timeout',
+  'probe_failed',
+  'trial_failed',
+  'half_open_deadline',
+]);
 
 /**
  * One server's hands: it holds the current connection, implements the statechart's `connect`
@@ -63,7 +68,10 @@ export class ServerRuntime {
   ) {
     this.redactor = new Redactor(entry.secrets).with(sharedSecrets);
     this.gate = new CallGate(gateOptions(settings));
-    this.bulkhead = new Bulkhead(settings['call.maxConcurrent'], settings['call.maxConcurrent'] * 16);
+    this.bulkhead = new Bulkhead(
+      settings['call.maxConcurrent'],
+      settings['call.maxConcurrent'] * 16,
+    );
   }
 
   get name(): string {
@@ -87,7 +95,9 @@ export class ServerRuntime {
   }
 
   uptimeMs(): number | null {
-    return this.connectedAt === null || !this.hasConnection() ? null : this.now() - this.connectedAt;
+    return this.connectedAt === null || !this.hasConnection()
+      ? null
+      : this.now() - this.connectedAt;
   }
 
   stderrTail(): string {

@@ -16,12 +16,7 @@ import {
   supervisorMachine,
   type SupervisorTransitionEmitted,
 } from '../../machines/supervisor.machine.js';
-import type {
-  OperatorEvent,
-  Reason,
-  ServerState,
-  Transition,
-} from '../../machines/vocabulary.js';
+import type { OperatorEvent, Reason, ServerState, Transition } from '../../machines/vocabulary.js';
 import { isCacheable, ToolCache } from '../cache/tool-cache.js';
 import type { CacheStats } from '../cache/types.js';
 import { mergeSettings, type Settings } from '../config/settings.js';
@@ -85,7 +80,10 @@ export class SupervisorCore implements SupervisorApi {
   private readonly actor: MachineActor;
   private readonly now: () => number;
   private readonly sharedSecrets: Redactor;
-  private readonly since = new Map<string, { state: ServerState; at: number; reason: string | null }>();
+  private readonly since = new Map<
+    string,
+    { state: ServerState; at: number; reason: string | null }
+  >();
   private highWater: number;
   private currentSettings: Settings;
   private stopping: Promise<void> | null = null;
@@ -127,7 +125,11 @@ export class SupervisorCore implements SupervisorApi {
     const runtime = this.runtimes.get(name);
     if (!runtime) return undefined;
 
-    return { ...this.status(runtime), toolList: [...runtime.tools], stderrTail: runtime.stderrTail() };
+    return {
+      ...this.status(runtime),
+      toolList: [...runtime.tools],
+      stderrTail: runtime.stderrTail(),
+    };
   }
 
   async callTool(
@@ -228,14 +230,21 @@ export class SupervisorCore implements SupervisorApi {
     return this.ring.after(after, this.highWater);
   }
 
+  /**
+   * History, oldest first: the store's rows plus those still waiting in the write batch, so
+   * an answer always reaches the current high-water `seq`.
+   */
   async history(query: HistoryQuery): Promise<Transition[]> {
-    if (this.options.store) return this.options.store.history(query);
-
     const limit = query.limit ?? 100;
-    return this.ring
-      .all()
-      .filter((t) => t.seq > (query.after ?? 0) && (!query.server || t.server === query.server))
-      .slice(0, limit);
+    const matches = (t: Transition): boolean =>
+      t.seq > (query.after ?? 0) && (!query.server || t.server === query.server);
+    const stored = this.options.store ? await this.options.store.history({ ...query, limit }) : [];
+    const lastStored = stored.at(-1)?.seq ?? query.after ?? 0;
+
+    if (stored.length >= limit) return stored;
+
+    const unwritten = this.ring.all().filter((t) => t.seq > lastStored && matches(t));
+    return [...stored, ...unwritten].slice(0, limit);
   }
 
   cacheStats(): CacheStats {
@@ -415,7 +424,10 @@ export class SupervisorCore implements SupervisorApi {
   private dispatch(event: SupervisorTransitionEmitted): void {
     const runtime = this.runtimes.get(event.transition.server);
     const redactor = runtime?.redactor ?? this.sharedSecrets;
-    const transition: Transition = { ...event.transition, detail: redactor.value(event.transition.detail) };
+    const transition: Transition = {
+      ...event.transition,
+      detail: redactor.value(event.transition.detail),
+    };
 
     this.highWater = transition.seq;
     this.since.set(transition.server, {
@@ -549,7 +561,8 @@ export class SupervisorCore implements SupervisorApi {
 }
 
 function topState(value: unknown): ServerState {
-  if (typeof value === 'string') return value === 'starting' ? 'connecting' : (value as ServerState);
+  if (typeof value === 'string')
+    return value === 'starting' ? 'connecting' : (value as ServerState);
 
   const key = Object.keys(value as object)[0];
   return (key === 'recovering' ? 'open' : key) as ServerState;

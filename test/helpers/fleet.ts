@@ -46,7 +46,12 @@ export class TransitionLog {
   }
 
   /** Waits for `server` to reach `to`. */
-  reach(server: string, to: Transition['to'], afterSeq = 0, timeoutMs?: number): Promise<Transition> {
+  reach(
+    server: string,
+    to: Transition['to'],
+    afterSeq = 0,
+    timeoutMs?: number,
+  ): Promise<Transition> {
     return this.next((t) => t.server === server && t.to === to, afterSeq, timeoutMs);
   }
 
