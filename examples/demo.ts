@@ -47,7 +47,13 @@ const supervisor = spawn(
     'examples/mcp.json',
     ...process.argv.slice(2),
   ],
-  { cwd: root, env: { ...process.env, DEMO_REMOTE_PORT: remotePort }, stdio: 'inherit' },
+  {
+    cwd: root,
+    env: { ...process.env, DEMO_REMOTE_PORT: remotePort },
+    stdio: 'inherit',
+    // Its own process group: a Ctrl-C reaches it once, forwarded below, not twice.
+    detached: true,
+  },
 );
 
 supervisor.on('exit', (code) => {

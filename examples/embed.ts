@@ -24,8 +24,8 @@ export async function main(log: (line: string) => void = console.log): Promise<T
     const text = result.content.find((block) => block.type === 'text');
     log(`echo answered: ${text && 'text' in text ? text.text : '(no text)'}`);
   } finally {
-    unsubscribe();
     await supervisor.stop();
+    unsubscribe();
   }
 
   return seen;

@@ -24,12 +24,15 @@ async function pgClient(): Promise<Client> {
 }
 const sup = await createSupervisor({ servers: { e: { command: process.execPath, args: [EVERYTHING, 'stdio'], tools: { echo: { cacheable: false } } } }, settings: { 'health.intervalMs': 3_600_000 } });
 await new Promise<void>((r) => { const u = sup.subscribe((t) => { if (t.to === 'closed') { u(); r(); } }); });
-const a = await sdkClient(), a2 = await sdkClient(), b = await sdkClient(), c = await pgClient();
+const a = await sdkClient(), a2 = await sdkClient(), b = await sdkClient(), c = await pgClient(), b1 = await sdkClient(), b2 = await sdkClient(), b3 = await sdkClient();
 const opts = { timeout: 30000, maxTotalTimeout: 300000, resetTimeoutOnProgress: true, onprogress: () => undefined };
 const sides: Record<string, () => Promise<unknown>> = {
   A_sdk: () => a.callTool({ name: 'echo', arguments: ARGS }),
   A2_sdk_again: () => a2.callTool({ name: 'echo', arguments: ARGS }),
   B_sdk_with_opts: () => b.callTool({ name: 'echo', arguments: ARGS }, CallToolResultSchema, opts),
+  B1_onprogress_only: () => b1.callTool({ name: 'echo', arguments: ARGS }, CallToolResultSchema, { onprogress: () => undefined }),
+  B2_timeouts_only: () => b2.callTool({ name: 'echo', arguments: ARGS }, CallToolResultSchema, { timeout: 30000, maxTotalTimeout: 300000, resetTimeoutOnProgress: true }),
+  B3_meta_token_manual: () => b3.callTool({ name: 'echo', arguments: ARGS, _meta: { progressToken: 999999 } }),
   C_pgtransport: () => c.callTool({ name: 'echo', arguments: ARGS }),
   E_supervisor: () => sup.callTool('e', 'echo', ARGS),
 };
@@ -42,4 +45,4 @@ for (let r = 0; r < 40; r++) {
   for (const k of order) for (let i = 0; i < 200; i++) { const s = process.hrtime.bigint(); await sides[k]!(); samples[k]!.push(Number(process.hrtime.bigint() - s)); }
 }
 for (const k of keys) { const s = samples[k]!.sort((x, y) => x - y); console.log(k.padEnd(20), (s[s.length >> 1]! / 1000).toFixed(1), (s[Math.floor(s.length * 0.95)]! / 1000).toFixed(1)); }
-await Promise.all([a.close(), a2.close(), b.close(), c.close(), sup.stop()]);
+await Promise.all([a.close(), a2.close(), b.close(), c.close(), b1.close(), b2.close(), b3.close(), sup.stop()]);
