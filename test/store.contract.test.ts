@@ -261,37 +261,31 @@ function storeContract(
     // An in-memory PGlite has nothing to reopen or lock: these two are not even registered.
     const sharedIt = shared ? it : () => undefined;
 
-    sharedIt(
-      'keeps its data when reopened, migrations running again harmlessly',
-      async () => {
-        const server = serverName();
-        const [seq] = seqs(1);
-        await store.appendTransitions([transition(seq, server)]);
-        await store.close();
-        store = db.store();
-        await store.open();
+    sharedIt('keeps its data when reopened, migrations running again harmlessly', async () => {
+      const server = serverName();
+      const [seq] = seqs(1);
+      await store.appendTransitions([transition(seq, server)]);
+      await store.close();
+      store = db.store();
+      await store.open();
 
-        expect((await store.history({ server })).map((t) => t.seq)).toEqual([seq]);
-      },
-    );
+      expect((await store.history({ server })).map((t) => t.seq)).toEqual([seq]);
+    });
 
-    sharedIt(
-      'refuses a second owner with STORE_LOCKED until the first closes',
-      async () => {
-        const second = db.store();
-        const refusal = await second.open().then(
-          () => null,
-          (err: unknown) => err,
-        );
-        expect(isSupervisorError(refusal) && refusal.code).toBe('STORE_LOCKED');
+    sharedIt('refuses a second owner with STORE_LOCKED until the first closes', async () => {
+      const second = db.store();
+      const refusal = await second.open().then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(isSupervisorError(refusal) && refusal.code).toBe('STORE_LOCKED');
 
-        await store.close();
-        await second.open();
-        await second.close();
-        store = db.store();
-        await store.open();
-      },
-    );
+      await store.close();
+      await second.open();
+      await second.close();
+      store = db.store();
+      await store.open();
+    });
   });
 }
 
