@@ -2,6 +2,8 @@ import { fileURLToPath } from 'node:url';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import QuickLRU from 'quick-lru';
 
 import { canonicalJson } from '../src/cache/canonical-json.js';
@@ -11,11 +13,17 @@ import { createSupervisor, type Supervisor } from '../src/supervisor/create.js';
 import type { BenchResult } from './report.js';
 
 export interface CallsBenchOptions {
-  /** Interleaved rounds of the latency bench; each runs one batch per side. Default 30. */
+  /**
+   * Sessions, each with fresh server processes; the median session decides. Default 7. Where
+   * the scheduler places a server process against its client can double a round trip for the
+   * whole life of that process, so one pair of processes alone proves little.
+   */
+  sessions?: number;
+  /** Interleaved rounds per session; each runs one batch per side. Default 20. */
   rounds?: number;
   /** Sequential calls in one batch. Default 200. */
   batch?: number;
-  /** Calls per side before anything counts. Default 500. */
+  /** Calls per side and session before anything counts. Default 300. */
   warmup?: number;
   /** Interleaved measuring runs of the cache-hit bench. Default 15. */
   hitRuns?: number;
@@ -37,6 +45,17 @@ const EVERYTHING = fileURLToPath(
 const CALL_TOOL = 'echo';
 const CALL_ARGS = { message: 'the quick brown fox jumps over the lazy dog' };
 
+/**
+ * What LiveConnection.callTool asks of the SDK on every call (with the default settings): the
+ * progress handler makes the SDK send a progress token, which lets progress extend the timeout.
+ */
+const SUPERVISOR_REQUEST_OPTIONS: RequestOptions = {
+  timeout: 30_000,
+  maxTotalTimeout: 300_000,
+  resetTimeoutOnProgress: true,
+  onprogress: () => undefined,
+};
+
 /** A read-only tool the cache keeps. */
 const HIT_TOOL = 'get-sum';
 const HIT_ARGS = { a: 17, b: 25 };
@@ -46,12 +65,31 @@ const MAX_CALL_RATIO = 1.05;
 
 /**
  * A whole `callTool` hit (runtime lookup, tool lookup, cache policy, the ToolCache hit and two
- * async returns) against a bare quick-lru `get`; see the rows for ToolCache.get's own share.
+ * async returns) against a bare quick-lru `get`: about 100 to 130 times on the machines we
+ * measured, ToolCache.get alone about 60 of that. The bound catches a hit that starts costing
+ * an actor event or a store write, not noise.
  */
-const MAX_HIT_RATIO = 200;
+const MAX_HIT_RATIO = 250;
 
 /** How long (ms) the supervised server may take to reach `closed`. */
 const READY_TIMEOUT_MS = 20_000;
+
+/** The measured sides of the latency bench. */
+type Side = 'sdk' | 'sdkWithOptions' | 'supervisor';
+
+const SIDES: readonly Side[] = ['sdk', 'sdkWithOptions', 'supervisor'];
+
+interface Percentiles {
+  p50: number;
+  p95: number;
+}
+
+/** One supervisor and two bare SDK clients, each on its own fresh server process. */
+interface Session {
+  supervisor: Supervisor;
+  calls: Record<Side, () => Promise<unknown>>;
+  close(): Promise<void>;
+}
 
 /**
  * Tool calls through the supervisor against the MCP SDK's own client on the same server
@@ -59,6 +97,73 @@ const READY_TIMEOUT_MS = 20_000;
  * started is stopped before it returns.
  */
 export async function benchCalls(options: CallsBenchOptions = {}): Promise<BenchResult[]> {
+  const sessions = options.sessions ?? 7;
+  const measured: Array<Record<Side, Percentiles>> = [];
+  let hits: BenchResult | undefined;
+
+  for (let i = 0; i < sessions; i++) {
+    const session = await openSession();
+
+    try {
+      measured.push(await measureSession(session, options));
+      if (i === sessions - 1) hits = await benchHitPath(session.supervisor, options);
+    } finally {
+      await session.close();
+    }
+  }
+
+  if (!hits) throw new Error('the calls bench needs at least one session');
+
+  return [callsResult(measured, options), hits];
+}
+
+/** Starts the three processes side by side; a failed start stops whatever did start. */
+async function openSession(): Promise<Session> {
+  const [supervisor, sdk, sdkWithOptions] = await Promise.allSettled([
+    startSupervisor(),
+    connectBaseline(),
+    connectBaseline(),
+  ]);
+
+  if (
+    supervisor.status === 'fulfilled' &&
+    sdk.status === 'fulfilled' &&
+    sdkWithOptions.status === 'fulfilled'
+  ) {
+    return session(supervisor.value, sdk.value, sdkWithOptions.value);
+  }
+
+  const clients = [sdk, sdkWithOptions].filter((c) => c.status === 'fulfilled');
+  await Promise.all([
+    supervisor.status === 'fulfilled' ? supervisor.value.stop() : undefined,
+    ...clients.map((c) => c.value.close()),
+  ]);
+
+  const failed = [supervisor, sdk, sdkWithOptions].find((s) => s.status === 'rejected');
+  throw failed?.reason;
+}
+
+function session(supervisor: Supervisor, sdk: Client, sdkWithOptions: Client): Session {
+  return {
+    supervisor,
+    calls: {
+      sdk: () => sdk.callTool({ name: CALL_TOOL, arguments: CALL_ARGS }),
+      sdkWithOptions: () =>
+        sdkWithOptions.callTool(
+          { name: CALL_TOOL, arguments: CALL_ARGS },
+          CallToolResultSchema,
+          SUPERVISOR_REQUEST_OPTIONS,
+        ),
+      supervisor: () => supervisor.callTool(SERVER, CALL_TOOL, CALL_ARGS),
+    },
+    close: async () => {
+      await Promise.all([sdk.close(), sdkWithOptions.close(), supervisor.stop()]);
+    },
+  };
+}
+
+/** A supervisor with one stdio server, resolved once that server is `closed`. */
+async function startSupervisor(): Promise<Supervisor> {
   const supervisor = await createSupervisor({
     store: 'memory',
     http: false,
@@ -72,20 +177,15 @@ export async function benchCalls(options: CallsBenchOptions = {}): Promise<Bench
     // No health probe lands inside a measured batch; the SDK side has none either.
     settings: { 'health.intervalMs': 3_600_000 },
   });
-  let client: Client | null = null;
 
   try {
     await untilClosed(supervisor, SERVER, READY_TIMEOUT_MS);
-    client = await connectBaseline();
-
-    const calls = await benchCallLatency(supervisor, client, options);
-    const hits = await benchHitPath(supervisor, options);
-
-    return [calls, hits];
-  } finally {
-    await client?.close();
+  } catch (error) {
     await supervisor.stop();
+    throw error;
   }
+
+  return supervisor;
 }
 
 /** The SDK's client on its own stdio transport, as an application without us would run it. */
@@ -125,47 +225,65 @@ function untilClosed(supervisor: Supervisor, server: string, timeoutMs: number):
   });
 }
 
-type Side = 'sdk' | 'supervisor';
-
-async function benchCallLatency(
-  supervisor: Supervisor,
-  client: Client,
+/** Warm-up, then interleaved batches of every side; each side's latency percentiles (ns). */
+async function measureSession(
+  session: Session,
   options: CallsBenchOptions,
-): Promise<BenchResult> {
-  const rounds = options.rounds ?? 30;
+): Promise<Record<Side, Percentiles>> {
+  const rounds = options.rounds ?? 20;
   const batch = options.batch ?? 200;
-  const warmup = options.warmup ?? 500;
-  const sides: Record<Side, () => Promise<unknown>> = {
-    sdk: () => client.callTool({ name: CALL_TOOL, arguments: CALL_ARGS }),
-    supervisor: () => supervisor.callTool(SERVER, CALL_TOOL, CALL_ARGS),
-  };
-  const samples: Record<Side, number[]> = { sdk: [], supervisor: [] };
+  const warmup = options.warmup ?? 300;
+  const samples: Record<Side, number[]> = { sdk: [], sdkWithOptions: [], supervisor: [] };
 
-  await timeBatch(sides.sdk, warmup, []);
-  await timeBatch(sides.supervisor, warmup, []);
+  for (const side of SIDES) await timeBatch(session.calls[side], warmup, []);
 
   for (let round = 0; round < rounds; round++) {
-    // Alternating which side goes first cancels drift between them.
-    const order: Side[] = round % 2 === 0 ? ['sdk', 'supervisor'] : ['supervisor', 'sdk'];
-    for (const side of order) await timeBatch(sides[side], batch, samples[side]);
+    // Alternating the order cancels drift between the sides.
+    const order = round % 2 === 0 ? SIDES : [...SIDES].reverse();
+    for (const side of order) await timeBatch(session.calls[side], batch, samples[side]);
   }
 
-  const cacheHits = supervisor.cacheStats().hits;
+  const cacheHits = session.supervisor.cacheStats().hits;
   if (cacheHits > 0) throw new Error(`the cache answered ${cacheHits} measured calls`);
 
-  const sdk = percentiles(samples.sdk);
-  const ours = percentiles(samples.supervisor);
-  const ratio = ours.p50 / sdk.p50;
+  return {
+    sdk: percentiles(samples.sdk),
+    sdkWithOptions: percentiles(samples.sdkWithOptions),
+    supervisor: percentiles(samples.supervisor),
+  };
+}
+
+/** The median session of each figure; the ratio is the median of the sessions' p50 ratios. */
+function callsResult(
+  measured: Array<Record<Side, Percentiles>>,
+  options: CallsBenchOptions,
+): BenchResult {
+  const of = (side: Side, p: keyof Percentiles): number =>
+    median(measured.map((m) => m[side][p])) / 1000;
+  const ratios = measured.map((m) => m.supervisor.p50 / m.sdk.p50);
+  const p95Ratio = median(measured.map((m) => m.supervisor.p95 / m.sdk.p95));
+  const ratio = median(ratios);
+  const rounds = options.rounds ?? 20;
+  const batch = options.batch ?? 200;
+  const perSide = measured.length * rounds * batch;
+  const shape = `${measured.length} sessions x ${rounds} rounds x ${batch}`;
 
   return {
     name: `calls: supervisor.callTool vs SDK Client.callTool (${CALL_TOOL}, stdio, uncached)`,
     rows: [
-      { label: 'SDK client p50', value: sdk.p50 / 1000, unit: 'µs' },
-      { label: 'SDK client p95', value: sdk.p95 / 1000, unit: 'µs' },
-      { label: 'supervisor p50', value: ours.p50 / 1000, unit: 'µs' },
-      { label: 'supervisor p95', value: ours.p95 / 1000, unit: 'µs' },
-      { label: 'p95 ratio', value: ours.p95 / sdk.p95, unit: 'x' },
-      { label: 'rounds x batch', value: rounds * batch, unit: 'calls per side' },
+      { label: 'SDK client p50', value: of('sdk', 'p50'), unit: 'µs' },
+      { label: 'SDK client p95', value: of('sdk', 'p95'), unit: 'µs' },
+      {
+        label: 'SDK client + progress token p50',
+        value: of('sdkWithOptions', 'p50'),
+        unit: 'µs',
+      },
+      { label: 'supervisor p50', value: of('supervisor', 'p50'), unit: 'µs' },
+      { label: 'supervisor p95', value: of('supervisor', 'p95'), unit: 'µs' },
+      { label: 'p95 ratio', value: p95Ratio, unit: 'x' },
+      { label: 'lowest session p50 ratio', value: Math.min(...ratios), unit: 'x' },
+      { label: 'highest session p50 ratio', value: Math.max(...ratios), unit: 'x' },
+      { label: 'calls per side', value: perSide, unit: `(${shape})` },
     ],
     ratio,
     target: `p50 ratio <= ${MAX_CALL_RATIO}`,
