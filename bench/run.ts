@@ -2,6 +2,7 @@
  * `npm run bench`: every benchmark in turn, then one report. Targets are reported as PASS or
  * FAIL but never decide the exit code (machines are noisy); only a crash exits non-zero.
  */
+import { benchBreaker } from './breaker.js';
 import { benchCache } from './cache.js';
 import { benchCalls } from './calls.js';
 import { printReport, type BenchResult } from './report.js';
@@ -9,6 +10,7 @@ import { printReport, type BenchResult } from './report.js';
 const BENCHES: Array<{ name: string; run: () => Promise<BenchResult | BenchResult[]> }> = [
   { name: 'cache', run: benchCache },
   { name: 'calls', run: benchCalls },
+  { name: 'breaker', run: benchBreaker },
 ];
 
 async function main(): Promise<void> {

@@ -250,6 +250,7 @@ export const serverMachine = setup({
       entry: { type: 'report', params: { state: 'connecting' } },
       exit: 'clearKillFirst',
       invoke: {
+        id: 'connect',
         src: 'connect',
         input: ({ context }) => ({ name: context.name, killFirst: context.killFirst }),
         onDone: {
@@ -287,7 +288,12 @@ export const serverMachine = setup({
         },
       },
       on: {
-        'operator.probe': { actions: { type: 'report', params: { state: 'connecting' } } },
+        'operator.probe': {
+          actions: [
+            { type: 'because', params: operatorBecause('operator_probe') },
+            { type: 'report', params: { state: 'connecting' } },
+          ],
+        },
       },
     },
 
@@ -334,9 +340,20 @@ export const serverMachine = setup({
       states: {
         idle: {
           after: { probeInterval: 'probing' },
+          on: {
+            // A new probe interval restarts the wait: the old timer was armed with the old one.
+            'policy.update': {
+              guard: ({ context, event }) =>
+                event.policy.healthIntervalMs !== context.policy.healthIntervalMs,
+              target: 'idle',
+              reenter: true,
+              actions: 'takePolicy',
+            },
+          },
         },
         probing: {
           invoke: {
+            id: 'probe',
             src: 'probe',
             input: ({ context }) => ({ name: context.name }),
             onDone: { target: 'idle', actions: 'clearMisses' },
@@ -462,7 +479,12 @@ export const serverMachine = setup({
             },
           },
         ],
-        'operator.probe': { actions: { type: 'report', params: { state: 'halfOpen' } } },
+        'operator.probe': {
+          actions: [
+            { type: 'because', params: operatorBecause('operator_probe') },
+            { type: 'report', params: { state: 'halfOpen' } },
+          ],
+        },
       },
       states: {
         deciding: {
@@ -470,6 +492,7 @@ export const serverMachine = setup({
         },
         reconnecting: {
           invoke: {
+            id: 'reconnect',
             src: 'connect',
             input: ({ context }) => ({ name: context.name, killFirst: true }),
             onDone: { target: 'trial' },
@@ -508,6 +531,7 @@ export const serverMachine = setup({
         },
         trial: {
           invoke: {
+            id: 'trial',
             src: 'probe',
             input: ({ context }) => ({ name: context.name }),
             onDone: {

@@ -1,11 +1,21 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 
-import { formatProblems, hasErrors, loadConfigFile } from './config/load.js';
+import {
+  renderStatechart,
+  STATECHART_FORMATS,
+  type StatechartFormat,
+} from '../machines/statechart.js';
+
+import { formatProblems, hasErrors, loadConfigFile, type LoadedConfig } from './config/load.js';
+import { ConfigReloader } from './config/reload.js';
+import { parseUsers } from './config/users.js';
+import type { HttpUser } from './http/auth.js';
 import { isSupervisorError } from './errors.js';
 import { createLogger, serviceLogger, type Logger } from './log.js';
 import type { StoreSpec } from './store/open.js';
 import { createSupervisor, type Supervisor } from './supervisor/create.js';
+import { startInspectRelay } from './supervisor/inspect.js';
 
 const DEFAULT_DATA_DIR = '.mcp-supervisor';
 
@@ -14,9 +24,13 @@ interface StartFlags {
   dataDir: string;
   databaseUrl?: string;
   memory?: boolean;
+  databaseWaitMs: number;
   host: string;
   port: number;
+  allowedHost?: string[];
   logLevel?: string;
+  /** `true` for a local relay; a `ws://` URL for a relay already running. */
+  inspect?: string | boolean;
 }
 
 const program = new Command('mcp-supervisor')
@@ -30,11 +44,22 @@ program
   .option('--data-dir <dir>', 'embedded database directory', DEFAULT_DATA_DIR)
   .option('--database-url <url>', 'PostgreSQL URL (default: $DATABASE_URL; else embedded)')
   .option('--memory', 'keep nothing on disk')
+  .option('--database-wait-ms <ms>', 'retry an unreachable database at start', parseMs, 30_000)
   .option('--host <host>', 'address of the HTTP API and WebSocket stream', '127.0.0.1')
   .option('--port <port>', 'port (0 picks a free one)', parsePort, 7300)
+  .option('--allowed-host <name...>', 'Host/Origin names to accept besides loopback and --host')
   .option('--log-level <level>', 'trace, debug, info, warn, error (default: $LOG_LEVEL or info)')
+  .option('--inspect [url]', 'stream XState inspection to a relay (none given: start one)')
   .action(async (flags: StartFlags) => {
     await start(flags);
+  });
+
+program
+  .command('statechart')
+  .description('print the server statechart: a Mermaid diagram, or JSON with its definitions')
+  .option('--format <format>', 'mermaid or json', parseStatechartFormat, 'mermaid')
+  .action((flags: { format: StatechartFormat }) => {
+    process.stdout.write(renderStatechart(flags.format));
   });
 
 program
@@ -42,7 +67,7 @@ program
   .description('validate a config file: every error and warning with its JSON path')
   .option('-c, --config <file>', 'the mcpServers JSON (or JSONC) file', 'mcp.json')
   .action(async (flags: { config: string }) => {
-    const loaded = await loadConfigFile(flags.config);
+    const loaded = await loadWithUsers(flags.config);
 
     if (loaded.problems.length > 0) process.stdout.write(`${formatProblems(loaded.problems)}\n`);
 
@@ -59,7 +84,7 @@ async function start(flags: StartFlags): Promise<void> {
   const level = (flags.logLevel ?? process.env.LOG_LEVEL ?? 'info') as 'info';
   const root = createLogger({ level });
   const log = serviceLogger(root, 'Main');
-  const loaded = await loadConfigFile(flags.config);
+  const loaded = await loadWithUsers(flags.config);
 
   for (const problem of loaded.problems) {
     const fields = { path: problem.path, problem: problem.message };
@@ -74,11 +99,19 @@ async function start(flags: StartFlags): Promise<void> {
 
   let supervisor: Supervisor;
   try {
+    const inspect = await inspectTarget(flags, log);
     supervisor = await createSupervisor({
+      ...(inspect ? { inspect: { url: inspect.url } } : {}),
       servers: loaded.servers,
       settings: loaded.settings,
       store: storeSpec(flags),
-      http: { host: flags.host, port: flags.port },
+      databaseWaitMs: flags.databaseWaitMs,
+      http: {
+        host: flags.host,
+        port: flags.port,
+        users: loaded.httpUsers,
+        ...(flags.allowedHost ? { allowedHosts: flags.allowedHost } : {}),
+      },
       logger: root,
     });
   } catch (err) {
@@ -88,8 +121,55 @@ async function start(flags: StartFlags): Promise<void> {
     return exit(root, 1);
   }
 
+  if (relay) supervisor.closeStoreOnStop(async () => relay?.stop());
   log.info({ servers: loaded.servers.length, config: flags.config }, 'supervising');
   stopOnSignals(supervisor, root);
+  reloadOnChange(supervisor, flags.config, root);
+}
+
+/** SIGHUP and edits of the file reload the config; a broken file changes nothing. */
+function reloadOnChange(supervisor: Supervisor, file: string, root: Logger): void {
+  const admin = supervisor.admin;
+  if (!admin) return;
+
+  const reloader = new ConfigReloader({
+    file,
+    apply: (servers, settings) => admin.applyConfig(servers, settings),
+    logger: serviceLogger(root, 'Main'),
+  });
+  reloader.watch();
+  process.on('SIGHUP', () => {
+    reloader.reload().catch(() => undefined);
+  });
+}
+
+/** The config with `supervisor.users` validated (tokens hashed) and their problems added. */
+async function loadWithUsers(file: string): Promise<LoadedConfig & { httpUsers: HttpUser[] }> {
+  const loaded = await loadConfigFile(file);
+  const parsed = parseUsers(loaded.users.length > 0 ? loaded.users : undefined);
+
+  return {
+    ...loaded,
+    users: [],
+    problems: [...loaded.problems, ...parsed.problems],
+    httpUsers: parsed.users,
+  };
+}
+
+/** The relay this process started for `--inspect` without a URL. */
+let relay: { stop(): void } | null = null;
+
+const INSPECT_RELAY_PORT = 8080;
+
+async function inspectTarget(flags: StartFlags, log: Logger): Promise<{ url: string } | null> {
+  if (!flags.inspect) return null;
+  if (typeof flags.inspect === 'string') return { url: flags.inspect };
+
+  const started = await startInspectRelay(INSPECT_RELAY_PORT);
+  relay = started;
+  log.info({ open: started.url }, 'inspector relay started');
+
+  return { url: `ws://localhost:${INSPECT_RELAY_PORT}` };
 }
 
 function stopOnSignals(supervisor: Supervisor, root: Logger): void {
@@ -125,6 +205,22 @@ function storeSpec(flags: StartFlags): StoreSpec {
 
   const databaseUrl = flags.databaseUrl ?? process.env.DATABASE_URL;
   return databaseUrl ? { databaseUrl } : { dataDir: flags.dataDir };
+}
+
+function parseStatechartFormat(value: string): StatechartFormat {
+  const format = STATECHART_FORMATS.find((f) => f === value);
+  if (!format) throw new InvalidArgumentError(`one of ${STATECHART_FORMATS.join(', ')}`);
+
+  return format;
+}
+
+function parseMs(value: string): number {
+  const ms = Number(value);
+  if (!Number.isSafeInteger(ms) || ms < 0) {
+    throw new InvalidArgumentError('a duration is a whole number of milliseconds');
+  }
+
+  return ms;
 }
 
 function parsePort(value: string): number {

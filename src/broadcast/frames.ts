@@ -3,6 +3,7 @@
  * frames are built and client frames are read.
  */
 import type { Transition } from '../../machines/vocabulary.js';
+import type { CacheStats } from '../cache/types.js';
 import type { ErrorCode } from '../errors.js';
 import {
   formatStatus,
@@ -23,6 +24,8 @@ export const SERVER_FRAME_TYPES = [
   'hello',
   'snapshot',
   'transition',
+  'server',
+  'cache',
   'pong',
   'lagging',
   'error',
@@ -44,13 +47,17 @@ export type ServerFrame =
   | { type: 'hello'; protocol: string; seq: number }
   | { type: 'snapshot'; seq: number; servers: WireServerStatus[]; reset?: true }
   | ({ type: 'transition' } & WireTransition)
+  | ({ type: 'server'; seq: number; server: string } & Omit<WireServerStatus, 'name'>)
+  | { type: 'cache'; seq: number; stats: CacheStats }
   | { type: 'pong'; seq: number }
   | { type: 'lagging'; seq: number }
   | { type: 'error'; code: ErrorCode; message: string };
 
 /** Frames a client may send. */
 export type ClientFrame =
-  { type: 'subscribe'; servers?: string[] } | { type: 'resume'; after: number } | { type: 'ping' };
+  | { type: 'subscribe'; servers?: string[]; tags?: string[] }
+  | { type: 'resume'; after: number }
+  | { type: 'ping' };
 
 /** A client frame that could not be read, and why. */
 export interface FrameProblem {
@@ -76,6 +83,17 @@ export function snapshotFrame(seq: number, servers: ServerStatus[], reset: boole
 /** One transition as a frame. */
 export function transitionFrame(transition: Transition): ServerFrame {
   return { type: 'transition', ...formatTransition(transition) };
+}
+
+/** A server's details changed (its tool list, its counts). */
+export function serverFrame(seq: number, status: ServerStatus): ServerFrame {
+  const { name, ...rest } = formatStatus(status);
+  return { type: 'server', seq, server: name, ...rest };
+}
+
+/** The cache's counters. */
+export function cacheFrame(seq: number, stats: CacheStats): ServerFrame {
+  return { type: 'cache', seq, stats };
 }
 
 /** The answer to a bad client frame. */
@@ -137,12 +155,23 @@ function parseResume(frame: Record<string, unknown>): ClientFrame | FrameProblem
 }
 
 function parseSubscribe(frame: Record<string, unknown>): ClientFrame | FrameProblem {
-  if (frame.servers === undefined || frame.servers === null) return { type: 'subscribe' };
+  const servers = stringList(frame.servers);
+  const tags = stringList(frame.tags);
 
-  const servers = frame.servers;
-  if (!Array.isArray(servers) || !servers.every((name) => typeof name === 'string')) {
-    return { problem: 'subscribe servers must be an array of server names' };
-  }
+  if (servers === false) return { problem: 'subscribe servers must be an array of server names' };
+  if (tags === false) return { problem: 'subscribe tags must be an array of tags' };
 
-  return { type: 'subscribe', servers: servers as string[] };
+  return {
+    type: 'subscribe',
+    ...(servers ? { servers } : {}),
+    ...(tags ? { tags } : {}),
+  };
+}
+
+/** An array of strings; undefined when absent, false when malformed. */
+function stringList(value: unknown): string[] | undefined | false {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) return false;
+
+  return value as string[];
 }

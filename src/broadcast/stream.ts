@@ -5,28 +5,34 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 
 import type { Transition } from '../../machines/vocabulary.js';
 import { bearerToken, createAuthenticator, type HttpUser } from '../http/auth.js';
+import type { Principal } from '../http/principal.js';
 import { HostGuard } from '../http/hosts.js';
 import { refuseUpgrade } from '../http/server.js';
 import type { Logger } from '../log.js';
-import type { SupervisorApi } from '../supervisor/types.js';
+import type { ServerStatus, ServerUpdate, SupervisorApi } from '../supervisor/types.js';
 import {
   BEARER_PROTOCOL_PREFIX,
   CLOSE_CODES,
   STREAM_PROTOCOL,
+  cacheFrame,
   encodeFrame,
   errorFrame,
   helloFrame,
   parseClientFrame,
   parseSeq,
   parseServerList,
+  serverFrame,
   snapshotFrame,
   transitionFrame,
   type ClientFrame,
 } from './frames.js';
-import { Subscriber } from './subscriber.js';
+import { Subscriber, type Narrowing } from './subscriber.js';
 
 /** A resume further back than this many transitions gets a fresh snapshot instead. */
 export const MAX_REPLAY = 10_000;
+
+/** `cache` frames go out at most this often, and only when the counters changed (ms). */
+export const CACHE_FRAME_INTERVAL_MS = 1_000;
 
 export interface StreamServerOptions {
   api: SupervisorApi;
@@ -52,7 +58,11 @@ export class StreamServer {
   private readonly subscribers = new Set<Subscriber>();
   private readonly maxBufferedBytes: number;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeUpdates: () => void;
   private readonly pingTimer: NodeJS.Timeout;
+  private readonly cacheTimer: NodeJS.Timeout;
+  private tags = new Map<string, readonly string[]>();
+  private lastCacheText = '';
   private closing = false;
 
   constructor(options: StreamServerOptions) {
@@ -69,14 +79,26 @@ export class StreamServer {
       maxPayload: settings['stream.maxPayloadBytes'],
       handleProtocols: (protocols) => (protocols.has(STREAM_PROTOCOL) ? STREAM_PROTOCOL : false),
     });
+    this.refreshTags();
     this.unsubscribe = this.api.subscribe((transition) => this.broadcast(transition));
+    this.unsubscribeUpdates = this.api.onServerUpdate((update) => this.broadcastUpdate(update));
     this.pingTimer = setInterval(() => this.keepAlive(), settings['stream.pingIntervalMs']);
     this.pingTimer.unref();
+    this.cacheTimer = setInterval(() => this.broadcastCache(), CACHE_FRAME_INTERVAL_MS);
+    this.cacheTimer.unref();
   }
 
   /** How many clients are connected. */
   get size(): number {
     return this.subscribers.size;
+  }
+
+  /** Bytes queued for every connected client together: what slow readers cost in memory. */
+  get bufferedBytes(): number {
+    let total = 0;
+    for (const sub of this.subscribers) total += sub.ws.bufferedAmount;
+
+    return total;
   }
 
   /** Takes over an HTTP upgrade on `/ws` (hand it to `startHttpServer`'s `onUpgrade`). */
@@ -102,7 +124,9 @@ export class StreamServer {
 
     this.closing = true;
     clearInterval(this.pingTimer);
+    clearInterval(this.cacheTimer);
     this.unsubscribe();
+    this.unsubscribeUpdates();
 
     const gone = [...this.subscribers].map((sub) => closed(sub.ws));
     for (const sub of this.subscribers) sub.close(CLOSE_CODES.shutdown, 'shutdown');
@@ -114,7 +138,8 @@ export class StreamServer {
   private accept(ws: WebSocket, request: IncomingMessage): void {
     ws.on('error', (err) => this.log.debug({ err }, 'subscriber socket error'));
 
-    if (!this.authenticate(tokenOf(request, ws)).ok) {
+    const auth = this.authenticate(tokenOf(request, ws));
+    if (!auth.ok) {
       ws.close(CLOSE_CODES.unauthorized, 'unauthorized');
       return;
     }
@@ -122,7 +147,8 @@ export class StreamServer {
     const query = new URL(request.url ?? '/', 'http://stream').searchParams;
     const sub = new Subscriber(
       ws,
-      parseServerList(query.get('servers')),
+      auth.principal,
+      narrowingOf(parseServerList(query.get('servers')), parseServerList(query.get('tags'))),
       this.maxBufferedBytes,
       () => this.lagging(),
     );
@@ -186,7 +212,7 @@ export class StreamServer {
       return;
     }
 
-    sub.servers = frame.servers ? new Set(frame.servers) : null;
+    sub.narrowing = narrowingOf(frame.servers ?? null, frame.tags ?? null);
     sub.send(snapshotFrame(this.api.seq(), this.visibleServers(sub), false));
   }
 
@@ -228,7 +254,10 @@ export class StreamServer {
 
   private replay(sub: Subscriber, rows: Transition[], high: number): void {
     for (const transition of rows) {
-      if (transition.seq <= high && sub.watches(transition.server)) {
+      if (
+        transition.seq <= high &&
+        sub.watches(transition.server, this.tagsOf(transition.server))
+      ) {
         sub.send(transitionFrame(transition));
       }
     }
@@ -252,10 +281,72 @@ export class StreamServer {
   }
 
   private broadcast(transition: Transition): void {
+    if (transition.from === null || !this.tags.has(transition.server)) this.refreshTags();
+
+    const tags = this.tagsOf(transition.server);
     // Serialized once: every subscriber that sees it gets the same string.
     const text = encodeFrame(transitionFrame(transition));
+    const visible = this.visibilityOf(transition.server, tags);
 
-    for (const sub of this.subscribers) sub.deliver(transition.server, transition.seq, text);
+    for (const sub of this.subscribers) {
+      if (visible(sub.principal) && sub.wants(transition.server, tags)) {
+        sub.deliver(transition.seq, text);
+      }
+    }
+  }
+
+  private broadcastUpdate(update: ServerUpdate): void {
+    this.tags.set(update.server, update.status.tags);
+
+    const tags = update.status.tags;
+    const text = encodeFrame(serverFrame(this.api.seq(), update.status));
+    const visible = this.visibilityOf(update.server, tags);
+
+    for (const sub of this.subscribers) {
+      if (!sub.isReplaying && visible(sub.principal) && sub.wants(update.server, tags)) {
+        sub.sendText(text);
+      }
+    }
+  }
+
+  /** Cache counters, to admins only: they are fleet-wide sums. Skipped when unchanged. */
+  private broadcastCache(): void {
+    const stats = this.api.cacheStats();
+    const key = JSON.stringify(stats);
+    if (key === this.lastCacheText) return;
+
+    this.lastCacheText = key;
+    const text = encodeFrame(cacheFrame(this.api.seq(), stats));
+
+    for (const sub of this.subscribers) {
+      if (sub.principal.isAdmin && !sub.isReplaying) sub.sendText(text);
+    }
+  }
+
+  /** Whether a principal sees a server, decided once per visibility class. */
+  private visibilityOf(server: string, tags: readonly string[]): (p: Principal) => boolean {
+    const decided = new Map<string, boolean>();
+
+    return (principal) => {
+      if (principal.seesAll) return true;
+
+      const key = principal.visibilityKey;
+      let sees = decided.get(key);
+      if (sees === undefined) {
+        sees = principal.sees(server, tags);
+        decided.set(key, sees);
+      }
+
+      return sees;
+    };
+  }
+
+  private refreshTags(): void {
+    this.tags = new Map(this.api.servers().map((status) => [status.name, status.tags]));
+  }
+
+  private tagsOf(server: string): readonly string[] {
+    return this.tags.get(server) ?? [];
   }
 
   private keepAlive(): void {
@@ -277,9 +368,19 @@ export class StreamServer {
     return this.api.seq();
   }
 
-  private visibleServers(sub: Subscriber): ReturnType<SupervisorApi['servers']> {
-    return this.api.servers().filter((status) => sub.watches(status.name));
+  private visibleServers(sub: Subscriber): ServerStatus[] {
+    const all = this.api.servers();
+    this.tags = new Map(all.map((status) => [status.name, status.tags]));
+
+    return all.filter((status) => sub.watches(status.name, status.tags));
   }
+}
+
+function narrowingOf(servers: string[] | null, tags: string[] | null): Narrowing {
+  return {
+    servers: servers ? new Set(servers) : null,
+    tags: tags ? new Set(tags) : null,
+  };
 }
 
 /** The token a client presented: the Authorization header, or a `bearer.` subprotocol. */

@@ -6,10 +6,14 @@ import { OPERATOR_EVENTS, type OperatorEvent } from '../../machines/vocabulary.j
 import { SupervisorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SupervisorApi } from '../supervisor/types.js';
-import { bearerToken, createAuthenticator, type HttpUser } from './auth.js';
+import { mountAdminRoutes } from './admin-routes.js';
+import { ANONYMOUS, bearerToken, createAuthenticator, type HttpUser } from './auth.js';
 import { httpError, toHttpError, type HttpError } from './errors.js';
 import { formatDetail, formatStatus, formatTransition } from './format.js';
 import { HostGuard } from './hosts.js';
+import type { Principal } from './principal.js';
+import { matchRoute } from './routes.js';
+import { seesServer, visibleHistory, visibleServers } from './visibility.js';
 
 /** The largest request body accepted, in bytes (1 MiB). */
 export const MAX_BODY_BYTES = 1_048_576;
@@ -34,7 +38,7 @@ export interface AppOptions {
 /** What the routes of one app share through the request context. */
 export interface AppEnv {
   Bindings: Partial<HttpBindings>;
-  Variables: { user: string | undefined };
+  Variables: { user: string | undefined; principal: Principal };
 }
 
 /** The HTTP API on top of a running supervisor. */
@@ -47,12 +51,15 @@ export function createApp(api: SupervisorApi, options: AppOptions): Hono<AppEnv>
   app.use(bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => payloadTooLarge(c) }));
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.use('/api/*', authenticate(options.users));
+  app.use('/api/*', authorize(api));
 
-  app.get('/api/servers', (c) => c.json({ servers: api.servers().map(formatStatus) }));
+  app.get('/api/servers', (c) => {
+    return c.json({ servers: visibleServers(api, principalOf(c)).map(formatStatus) });
+  });
   app.get('/api/servers/:name', (c) => {
     const name = c.req.param('name');
     const detail = api.server(name);
-    if (!detail) throw serverNotFound(name);
+    if (!detail || !principalOf(c).sees(name, detail.tags)) throw serverNotFound(name);
 
     return c.json(formatDetail(detail));
   });
@@ -73,7 +80,7 @@ export function createApp(api: SupervisorApi, options: AppOptions): Hono<AppEnv>
   }
 
   app.get('/api/transitions', async (c) => {
-    const transitions = await api.history({
+    const transitions = await visibleHistory(api, principalOf(c), {
       server: c.req.query('server') || undefined,
       after: queryInt(c, 'after', 0, Number.MAX_SAFE_INTEGER),
       limit: Math.min(
@@ -94,6 +101,7 @@ export function createApp(api: SupervisorApi, options: AppOptions): Hono<AppEnv>
   });
 
   app.get('/api/settings', (c) => c.json(api.settings()));
+  mountAdminRoutes(app, api);
 
   app.notFound((c) => send(c, httpError('NOT_FOUND', 'no such route')));
   app.onError((err, c) => {
@@ -143,9 +151,36 @@ function authenticate(users: readonly HttpUser[] | undefined): MiddlewareHandler
     }
 
     c.set('user', result.user);
+    c.set('principal', result.principal);
     await next();
     return undefined;
   };
+}
+
+/**
+ * Role and visibility, from the route list: a viewer reaches only `viewer` routes (anything
+ * unlisted is refused), and a server it cannot see is answered as one that does not exist.
+ */
+function authorize(api: SupervisorApi): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const principal = principalOf(c);
+    const route = matchRoute(c.req.method, c.req.path);
+
+    if (!principal.isAdmin && route?.spec.access !== 'viewer') {
+      return send(c, httpError('FORBIDDEN', 'this needs the admin role'));
+    }
+
+    if (route?.server !== undefined && !seesServer(api, principal, route.server)) {
+      throw serverNotFound(route.server);
+    }
+
+    await next();
+    return undefined;
+  };
+}
+
+function principalOf(c: Context<AppEnv>): Principal {
+  return c.get('principal') ?? ANONYMOUS;
 }
 
 /** The request body as a JSON object; an empty body is `{}`. */

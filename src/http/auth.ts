@@ -5,14 +5,34 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** A user of the API. Tokens are kept hashed: `tokenHash` is the SHA-256 hex of the token. */
+import { ANONYMOUS, Principal, type UserRole } from './principal.js';
+
+export {
+  ANONYMOUS,
+  Principal,
+  USER_ROLES,
+  type UserRole,
+  type VisibilityRule,
+} from './principal.js';
+
+/**
+ * A user of the API and the stream. Tokens are kept hashed: `tokenHash` is the SHA-256 hex of
+ * the token; the clear token is never held.
+ */
 export interface HttpUser {
   name: string;
   tokenHash: string;
+  /** Default `admin` (users given before roles existed keep full rights). */
+  role?: UserRole;
+  /** A viewer sees these servers by name (and those matching `tags`); neither: all servers. */
+  servers?: readonly string[];
+  /** A viewer sees the servers carrying any of these tags (and those named in `servers`). */
+  tags?: readonly string[];
 }
 
 /** The outcome of checking a request's token. */
-export type AuthResult = { ok: true; user: string | undefined } | { ok: false };
+export type AuthResult =
+  { ok: true; user: string | undefined; principal: Principal } | { ok: false };
 
 /** Checks a bearer token (undefined when the request carried none). */
 export type Authenticator = (token: string | undefined) => AuthResult;
@@ -22,23 +42,29 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-/** The authenticator for a set of users; open (anonymous) when there are none. */
+/** The authenticator for a set of users; open (an anonymous admin) when there are none. */
 export function createAuthenticator(users: readonly HttpUser[] | undefined): Authenticator {
   if (!users || users.length === 0) {
-    return () => ({ ok: true, user: undefined });
+    return () => ({ ok: true, user: undefined, principal: ANONYMOUS });
   }
 
-  const hashes = users.map((user) => ({ name: user.name, hash: Buffer.from(user.tokenHash) }));
+  const known = users.map((user) => ({
+    hash: Buffer.from(user.tokenHash.toLowerCase()),
+    principal: new Principal(user.name, user.role ?? 'admin', user),
+  }));
 
   return (token) => {
     if (!token) return { ok: false };
 
     const given = Buffer.from(hashToken(token));
-    const match = hashes.find(
-      (u) => u.hash.length === given.length && timingSafeEqual(u.hash, given),
-    );
+    // Every hash is compared, so the time taken does not tell which user nearly matched.
+    let match: Principal | undefined;
+    for (const candidate of known) {
+      const same = candidate.hash.length === given.length && timingSafeEqual(candidate.hash, given);
+      if (same) match = candidate.principal;
+    }
 
-    return match ? { ok: true, user: match.name } : { ok: false };
+    return match ? { ok: true, user: match.user, principal: match } : { ok: false };
   };
 }
 

@@ -4,6 +4,11 @@ import { SupervisorError, isSupervisorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SqlDriver, SqlSession } from './driver.js';
 import { LOCK_NAMESPACE, OWNER_LOCK_ID, migrate } from './migrations.js';
+import {
+  PostgresSettingsListener,
+  type SettingsFeed,
+  type SettingsSubscription,
+} from './settings-listener.js';
 import { SqlStore } from './sql-store.js';
 
 type Sql = postgres.Sql;
@@ -84,6 +89,16 @@ export class PostgresStore extends SqlStore {
     await lockSql?.end({ timeout: 5 });
   }
 
+  async listenSettings(feed: SettingsFeed): Promise<SettingsSubscription> {
+    const listener = new PostgresSettingsListener({
+      databaseUrl: this.options.databaseUrl,
+      logger: this.log,
+      feed,
+    });
+    await listener.start();
+    return listener;
+  }
+
   private connect(config: { max: number; idleTimeoutMs: number; forLock: boolean }): Sql {
     const connectTimeoutMs = this.options.connectTimeoutMs ?? 10_000;
     return postgres(this.options.databaseUrl, {
@@ -134,6 +149,31 @@ export class PostgresStore extends SqlStore {
       { database: databaseLabel(this.options) },
       'store lock session lost: another supervisor could now take the database',
     );
+    this.retakeLock(250);
+  }
+
+  /** Takes the owner lock again once the database answers; gives up only if it was taken. */
+  private retakeLock(delayMs: number): void {
+    const timer = setTimeout(() => {
+      const sql = this.lockSql;
+      if (sql === null || this.lockHeld) return;
+
+      this.takeOwnerLock(sql).then(
+        () => {
+          this.lockHeld = true;
+          this.log.info({ database: databaseLabel(this.options) }, 'store lock taken again');
+        },
+        (err: unknown) => {
+          if (isSupervisorError(err) && err.code === 'STORE_LOCKED') {
+            this.log.error({ err }, 'store lock taken by another supervisor meanwhile');
+            return;
+          }
+
+          this.retakeLock(Math.min(5_000, delayMs * 2));
+        },
+      );
+    }, delayMs);
+    timer.unref();
   }
 }
 

@@ -1,4 +1,5 @@
 import type { ServerState, Transition } from '../../machines/vocabulary.js';
+import type { SettingsFeed, SettingsSubscription } from './settings-listener.js';
 
 /** The last known state of one server, kept so a restart can resume where it left off. */
 export interface ServerStateRecord {
@@ -87,4 +88,10 @@ export interface Store {
   registry(): Promise<RegistryRecord[]>;
   putRegistry(row: RegistryRecord): Promise<void>;
   deleteRegistry(name: string): Promise<void>;
+
+  /**
+   * Listens for settings written by anyone (a plain SQL `UPDATE` included): PostgreSQL only,
+   * through NOTIFY. Absent on PGlite, whose only writer is this process.
+   */
+  listenSettings?(feed: SettingsFeed): Promise<SettingsSubscription>;
 }

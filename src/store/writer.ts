@@ -31,7 +31,7 @@ export interface TransitionWriterOptions {
   batchSize?: number;
   /** First retry delay after a failed write (ms); doubles per failure. Default 500. */
   retryBaseMs?: number;
-  /** Longest retry delay (ms). Default 30000. */
+  /** Longest retry delay (ms). Default 2000: writes resume within seconds of the database. */
   retryCapMs?: number;
   scheduler?: WriterScheduler;
 }
@@ -47,7 +47,7 @@ export interface TransitionWriterOptions {
 export class TransitionWriter {
   private readonly store: Store;
   private readonly log: Logger;
-  private readonly maxPending: number;
+  private maxPending: number;
   private readonly flushIntervalMs: number;
   private readonly batchSize: number;
   private readonly retryBaseMs: number;
@@ -56,6 +56,8 @@ export class TransitionWriter {
 
   private readonly held = new HeldQueue();
   private readonly states = new Map<string, ServerStateRecord>();
+  /** Servers whose state row is to be deleted (removed servers), after the puts. */
+  private readonly deletes = new Set<string>();
   private currentGap: GapRecord | null = null;
   /** Held transitions older than the current gap; the next fold takes the one after them. */
   private beforeGap = 0;
@@ -74,7 +76,7 @@ export class TransitionWriter {
     this.flushIntervalMs = options.flushIntervalMs ?? 50;
     this.batchSize = Math.max(1, options.batchSize ?? 1000);
     this.retryBaseMs = options.retryBaseMs ?? 500;
-    this.retryCapMs = options.retryCapMs ?? 30_000;
+    this.retryCapMs = options.retryCapMs ?? 2_000;
     this.scheduler = options.scheduler ?? systemScheduler;
   }
 
@@ -86,6 +88,17 @@ export class TransitionWriter {
   /** The gap not yet written, or null. */
   get gap(): GapRecord | null {
     return this.currentGap === null ? null : { ...this.currentGap };
+  }
+
+  /** The bound on held transitions now in force. */
+  get maxPendingWrites(): number {
+    return this.maxPending;
+  }
+
+  /** A new bound (the `store.maxPendingWrites` setting changed); folds at once when lower. */
+  setMaxPendingWrites(value: number): void {
+    this.maxPending = Math.max(0, value);
+    while (this.held.length > this.maxPending) this.foldOldest();
   }
 
   /** Queues a transition. Synchronous and cheap: it only schedules the write. */
@@ -102,7 +115,17 @@ export class TransitionWriter {
   putState(record: ServerStateRecord): void {
     if (this.refuseAfterClose({ server: record.server })) return;
 
+    this.deletes.delete(record.server);
     this.states.set(record.server, record);
+    this.wake();
+  }
+
+  /** Queues the deletion of a removed server's state row, after any put queued before it. */
+  deleteState(server: string): void {
+    if (this.refuseAfterClose({ server })) return;
+
+    this.states.delete(server);
+    this.deletes.add(server);
     this.wake();
   }
 
@@ -164,7 +187,12 @@ export class TransitionWriter {
   }
 
   private hasWork(): boolean {
-    return this.held.length > 0 || this.currentGap !== null || this.states.size > 0;
+    return (
+      this.held.length > 0 ||
+      this.currentGap !== null ||
+      this.states.size > 0 ||
+      this.deletes.size > 0
+    );
   }
 
   private wake(): void {
@@ -248,6 +276,11 @@ export class TransitionWriter {
   }
 
   private async writeStates(): Promise<void> {
+    if (this.states.size === 0) {
+      await this.writeDeletes();
+      return;
+    }
+
     const rows = [...this.states.values()];
     this.states.clear();
     try {
@@ -259,6 +292,14 @@ export class TransitionWriter {
       }
       throw err;
     }
+  }
+
+  private async writeDeletes(): Promise<void> {
+    const [server] = this.deletes;
+    if (server === undefined) return;
+
+    await this.store.deleteServerState(server);
+    this.deletes.delete(server);
   }
 
   private drained(): void {

@@ -29,6 +29,14 @@ export class Bulkhead {
     this.drain();
   }
 
+  /** The release function of a free slot, at once, or null when every slot is taken. */
+  tryAcquire(): (() => void) | null {
+    if (this.inFlight >= this.maxConcurrent || this.queue.length > 0) return null;
+
+    this.inFlight += 1;
+    return this.releaser();
+  }
+
   /** Resolves with the release function once a slot is free. */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(aborted());

@@ -3,17 +3,24 @@ import type { InspectionEvent } from 'xstate';
 import { StreamServer } from '../broadcast/stream.js';
 import { ConfigError, type ConfigProblem } from '../config/problems.js';
 import { parseServerEntry } from '../config/entry.js';
-import { mergeSettings, parseSettings, type Settings } from '../config/settings.js';
+import { parseSettings, type Settings } from '../config/settings.js';
 import type { ServerEntry } from '../config/types.js';
 import { SupervisorError } from '../errors.js';
 import { createApp } from '../http/app.js';
 import type { HttpUser } from '../http/auth.js';
+import { LOOPBACK_HOSTS } from '../http/hosts.js';
 import { startHttpServer, type HttpServerHandle } from '../http/server.js';
 import { serviceLogger, silentLogger, type Logger } from '../log.js';
 import { reapOrphans } from '../mcp/process-group.js';
+import { Redactor } from '../redact.js';
 import { openStore, type StoreSpec } from '../store/open.js';
+import { HistoryPruner } from '../store/retention.js';
 import type { Store } from '../store/store.js';
 import { TransitionWriter } from '../store/writer.js';
+import { SupervisorAdmin } from './admin.js';
+import { openInspectStream, type InspectStream } from './inspect.js';
+import { ServerRegistry } from './registry.js';
+import { SettingsService } from './settings-service.js';
 import { SupervisorCore, type SupervisorClock } from './supervisor.js';
 
 /** Options of {@link createSupervisor}. */
@@ -24,24 +31,47 @@ export interface SupervisorOptions {
   settings?: Record<string, unknown>;
   /** Where state and history live (default `'memory'`: nothing is written anywhere). */
   store?: StoreSpec;
+  /** How long an unreachable PostgreSQL is retried at start (ms). Default 0: fail at once. */
+  databaseWaitMs?: number;
   /** Serve the HTTP API and WebSocket stream (default `false`: no port is opened). */
-  http?: false | { host?: string; port?: number; users?: HttpUser[] };
+  http?: false | HttpOptions;
   /** A pino logger (default: silent). */
   logger?: Logger;
   /** Drives every timer of the supervisor (XState's SimulatedClock fits). */
   clock?: SupervisorClock;
   /** In `[0, 1)`: the backoff jitter source (default `Math.random`). */
   random?: () => number;
-  /** Receives XState inspection events of the root actor and every server actor. */
-  inspect?: (event: InspectionEvent) => void;
+  /**
+   * XState inspection events of the root actor and every server actor: a function receives
+   * them in process; `{ url }` streams them, secrets redacted, with @statelyai/inspect's
+   * WebSocket inspector to a relay such as `ws://localhost:8080`.
+   */
+  inspect?: ((event: InspectionEvent) => void) | { url: string };
   /** The environment `${VAR}` references resolve from (default `process.env`). */
   env?: NodeJS.ProcessEnv;
+}
+
+/** Where and for whom the HTTP API and the WebSocket stream listen. */
+export interface HttpOptions {
+  /** Address to bind (default `127.0.0.1`); a non-loopback one needs `users`. */
+  host?: string;
+  /** Port (default 7300; 0 picks a free one). */
+  port?: number;
+  /** Who may use the API and the stream; none leaves both open, loopback only. */
+  users?: HttpUser[];
+  /**
+   * Names `Host` and `Origin` may carry besides the loopback names and the bound address
+   * (unless it is a wildcard), optionally with `:port`: the defence against DNS rebinding.
+   */
+  allowedHosts?: string[];
 }
 
 /** A running supervisor: the API of {@link SupervisorCore} plus its listener and `stop()`. */
 export class Supervisor extends SupervisorCore {
   /** The HTTP API's base URL, when `http` was asked for. */
   url: string | null = null;
+  /** Settings writes, the registry and the store's books (see {@link SupervisorAdmin}). */
+  admin: SupervisorAdmin | undefined;
   private readonly listenerClosers: Array<() => Promise<void>> = [];
   private readonly storeClosers: Array<() => Promise<void>> = [];
   private stopped: Promise<void> | null = null;
@@ -82,10 +112,19 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
   const fileSettings = validateSettings(options.settings);
 
   const store =
-    options.store && options.store !== 'memory' ? await openStore(options.store, logger) : null;
+    options.store && options.store !== 'memory'
+      ? await openStore(options.store, logger, { waitMs: options.databaseWaitMs ?? 0 })
+      : null;
   try {
-    const tableSettings = store ? await loadTableSettings(store, logger) : {};
-    const settings = mergeSettings(fileSettings, tableSettings);
+    const storeLog = serviceLogger(logger, 'Store');
+    const settingsService = new SettingsService({ store, fileSettings, logger: storeLog });
+    const settings = await settingsService.load();
+    const registry = new ServerRegistry({
+      store,
+      configServers: servers,
+      logger: serviceLogger(logger, 'Supervisor'),
+    });
+    const allServers = await registry.load();
 
     if (store) await reapRecordedGroups(store, logger);
 
@@ -95,8 +134,9 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
           logger,
         })
       : null;
+    const inspectStream = await inspectOption(options.inspect, allServers, options.store);
     const supervisor = new Supervisor({
-      servers,
+      servers: allServers,
       settings,
       logger,
       store,
@@ -105,18 +145,45 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
       restore: store ? await store.serverStates() : [],
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.random ? { random: options.random } : {}),
-      ...(options.inspect ? { inspect: options.inspect } : {}),
+      ...(inspectStream ? { inspect: inspectStream.inspect } : {}),
       secrets: storeSecrets(options.store),
+    });
+    // Last of all, so the stream carries the final transitions to `stopped`.
+    if (inspectStream) supervisor.closeStoreOnStop(async () => inspectStream.stop());
+
+    supervisor.admin = new SupervisorAdmin({
+      core: supervisor,
+      registry,
+      settings: settingsService,
+      store,
+      writer,
+      logger: serviceLogger(logger, 'Supervisor'),
+    });
+    const pruner = store
+      ? new HistoryPruner({
+          store,
+          retentionMs: () => supervisor.settings()['store.historyRetentionMs'],
+          logger: storeLog,
+        })
+      : null;
+    supervisor.closeListenerOnStop(async () => {
+      await settingsService.close();
+      await pruner?.stop();
     });
 
     if (store) {
       supervisor.closeStoreOnStop(async () => {
-        await writer?.flush();
+        await writer?.close();
         await store.close();
       });
     }
 
     supervisor.start();
+    await settingsService.start((next, changed) => {
+      supervisor.applySettings(next);
+      if (changed.includes('log.level')) logger.level = next['log.level'];
+    });
+    void pruner?.start();
 
     if (options.http) {
       const handle = await listen(supervisor, options.http, logger);
@@ -133,7 +200,7 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
 
 async function listen(
   supervisor: Supervisor,
-  http: { host?: string; port?: number; users?: HttpUser[] },
+  http: HttpOptions,
   logger: Logger,
 ): Promise<HttpServerHandle> {
   const host = http.host ?? DEFAULT_HOST;
@@ -147,13 +214,17 @@ async function listen(
   }
 
   const httpLog = serviceLogger(logger, 'Http');
+  const allowedHosts = [...defaultAllowedHosts(host), ...(http.allowedHosts ?? [])];
+  if (users.length === 0) httpLog.warn({ host }, 'no users configured: open API, loopback only');
+
   const stream = new StreamServer({
     api: supervisor,
     logger: serviceLogger(logger, 'WebSocket'),
     users,
+    allowedHosts,
   });
   const handle = await startHttpServer({
-    app: createApp(supervisor, { logger: httpLog, users }),
+    app: createApp(supervisor, { logger: httpLog, users, allowedHosts }),
     host,
     port: http.port ?? DEFAULT_PORT,
     logger: httpLog,
@@ -212,24 +283,6 @@ function validateSettings(block: Record<string, unknown> | undefined): Partial<S
   return values;
 }
 
-/** The settings table; a bad value (written by SQL) is logged and ignored. */
-async function loadTableSettings(store: Store, logger: Logger): Promise<Partial<Settings>> {
-  const raw = await store.settings();
-  const { values, problems } = parseSettings(raw);
-
-  if (problems.length === 0) return values;
-
-  const log = serviceLogger(logger, 'Store');
-  const good: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    const one = parseSettings({ [key]: value });
-    if (one.problems.length === 0) Object.assign(good, one.values);
-    else log.warn({ key, problem: one.problems[0]?.message }, 'stored setting refused');
-  }
-
-  return good as Partial<Settings>;
-}
-
 async function reapRecordedGroups(store: Store, logger: Logger): Promise<void> {
   const records = await store.processGroups();
   if (records.length === 0) return;
@@ -237,6 +290,18 @@ async function reapRecordedGroups(store: Store, logger: Logger): Promise<void> {
   const reaped = await reapOrphans(records, serviceLogger(logger, 'Supervisor'));
   for (const record of records) await store.deleteProcessGroup(record.pgid);
   if (reaped.length > 0) serviceLogger(logger, 'Main').warn({ pgids: reaped }, 'orphans reaped');
+}
+
+async function inspectOption(
+  inspect: SupervisorOptions['inspect'],
+  servers: ServerEntry[],
+  store: StoreSpec | undefined,
+): Promise<Pick<InspectStream, 'inspect' | 'stop'> | null> {
+  if (!inspect) return null;
+  if (typeof inspect === 'function') return { inspect, stop: () => undefined };
+
+  const redactor = new Redactor([...servers.flatMap((s) => s.secrets), ...storeSecrets(store)]);
+  return openInspectStream(inspect.url, redactor);
 }
 
 function storeSecrets(spec: StoreSpec | undefined): string[] {
@@ -248,6 +313,14 @@ function storeSecrets(spec: StoreSpec | undefined): string[] {
   } catch {
     return [];
   }
+}
+
+/** The loopback names, plus the bound address unless it is a wildcard such as `0.0.0.0`. */
+function defaultAllowedHosts(host: string): string[] {
+  const wildcard = host === '0.0.0.0' || host === '::' || host === '';
+  const name = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+
+  return wildcard ? [...LOOPBACK_HOSTS] : [...new Set([...LOOPBACK_HOSTS, name.toLowerCase()])];
 }
 
 function isLoopback(host: string): boolean {

@@ -1,37 +1,72 @@
 import type { ServerState } from '../../machines/vocabulary.js';
+import { createFailureWindow } from '../breaker/create-window.js';
+import type { FailureWindow, WindowOptions, WindowStats, WindowTrip } from '../breaker/window.js';
 import { SupervisorError } from '../errors.js';
 
-/** What the gate tells the machine after a call: nothing, a trip, or a trial result. */
+/** What the gate tells the machine after a call: nothing, a trip, or a trial verdict. */
 export type GateSignal =
-  { kind: 'none' } | { kind: 'trip'; failures: number } | { kind: 'trial'; ok: boolean };
+  { kind: 'none' } | { kind: 'trip'; trip: WindowTrip } | { kind: 'trial'; ok: boolean };
+
+/** How a call ended: `ignored` says nothing of the server's health (isError, bad params, abort). */
+export type GateOutcome = 'success' | 'failure' | 'ignored';
 
 /** A ticket for one admitted call; hand it back with the outcome. */
 export interface Admission {
   readonly trial: boolean;
   /** The breaker generation the call was admitted in: late results only update statistics. */
   readonly generation: number;
+  /** Epoch ms of admission, for the slow-call threshold. */
+  readonly startedAt: number;
 }
 
-export interface GateOptions {
-  failureThreshold: number;
+/** The `breaker.*` settings of the gate. */
+export interface GateOptions extends WindowOptions {
+  /** Trial calls admitted in `halfOpen`; that many successes close. Default 1. */
   halfOpenMaxCalls: number;
+  /** A call slower than this (ms) is slow. Default 10000. */
+  slowCallMs: number;
+}
+
+/** The gate's books, for the status and the tests. */
+export interface GateStats {
+  window: WindowStats;
+  trialsInFlight: number;
+  /** Results that arrived after the state they were admitted in had ended. */
+  lateResults: number;
 }
 
 /**
  * The synchronous gate beside a server actor: decides admission from the actor's state and
  * keeps per-call accounting in plain fields, so a call costs no actor event. The machine hears
- * only of crossings (a trip) and trial results.
+ * only of crossings (one trip per generation) and trial verdicts.
+ *
+ * A generation is one stay in one state. A result from an earlier generation is late: it is
+ * counted in `lateResults` and changes nothing else, so a late success never closes an open
+ * breaker and a late failure never re-opens a closed one.
  */
 export class CallGate {
-  private consecutiveFailures = 0;
+  private window: FailureWindow;
   private trialsInFlight = 0;
+  private trialSuccesses = 0;
   private generation = 0;
+  /** This generation already sent its one signal (a trip or a verdict): the rest fail fast. */
+  private decided = false;
+  private lateResults = 0;
   private lastState: ServerState | null = null;
 
-  constructor(private options: GateOptions) {}
+  constructor(
+    private options: GateOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.window = createFailureWindow(options);
+  }
 
+  /** New settings; the window starts over when one of its settings changed. */
   configure(options: GateOptions): void {
+    const reshaped = windowKey(options) !== windowKey(this.options);
+
     this.options = options;
+    if (reshaped) this.window = createFailureWindow(options);
   }
 
   /**
@@ -43,13 +78,14 @@ export class CallGate {
 
     switch (state) {
       case 'closed':
-        return { trial: false, generation: this.generation };
+        if (this.decided) throw circuitOpen(retryAt);
+        return this.ticket(false);
       case 'halfOpen':
-        if (this.trialsInFlight < this.options.halfOpenMaxCalls) {
-          this.trialsInFlight += 1;
-          return { trial: true, generation: this.generation };
+        if (this.decided || this.trialsInFlight >= this.options.halfOpenMaxCalls) {
+          throw circuitOpen(retryAt);
         }
-        throw circuitOpen(retryAt);
+        this.trialsInFlight += 1;
+        return this.ticket(true);
       case 'open':
         throw circuitOpen(retryAt);
       case 'connecting':
@@ -64,32 +100,23 @@ export class CallGate {
     }
   }
 
-  /**
-   * Records a call's outcome. `counted` is false for outcomes that say nothing of the
-   * server's health (an `isError` result, invalid params, an abort): a trial gives its permit
-   * back without a verdict.
-   */
-  settle(admission: Admission, outcome: 'success' | 'failure' | 'ignored'): GateSignal {
-    const current = admission.generation === this.generation;
-
-    if (admission.trial && current) this.trialsInFlight = Math.max(0, this.trialsInFlight - 1);
-    if (!current || outcome === 'ignored') return { kind: 'none' };
-
-    if (admission.trial) return { kind: 'trial', ok: outcome === 'success' };
-
-    if (outcome === 'success') {
-      this.consecutiveFailures = 0;
-      return { kind: 'none' };
+  /** Records a call's outcome; returns the signal the machine must hear, if any. */
+  settle(admission: Admission, outcome: GateOutcome): GateSignal {
+    if (admission.generation !== this.generation) {
+      this.lateResults += 1;
+      return NONE;
     }
 
-    this.consecutiveFailures += 1;
-    if (this.consecutiveFailures < this.options.failureThreshold) return { kind: 'none' };
+    if (admission.trial) return this.settleTrial(outcome);
+    if (outcome === 'ignored' || this.decided) return NONE;
 
-    const failures = this.consecutiveFailures;
-    this.consecutiveFailures = 0;
-    this.generation += 1;
+    const at = this.now();
+    const slow = at - admission.startedAt > this.options.slowCallMs;
+    const trip = this.window.record({ failed: outcome === 'failure', slow, at });
+    if (!trip) return NONE;
 
-    return { kind: 'trip', failures };
+    this.decided = true;
+    return { kind: 'trip', trip };
   }
 
   /** A new breaker state starts a new generation: counts and permits start over. */
@@ -98,9 +125,56 @@ export class CallGate {
 
     this.lastState = state;
     this.generation += 1;
-    this.consecutiveFailures = 0;
+    this.decided = false;
     this.trialsInFlight = 0;
+    this.trialSuccesses = 0;
+    this.window.reset();
   }
+
+  stats(): GateStats {
+    return {
+      window: this.window.stats(this.now()),
+      trialsInFlight: this.trialsInFlight,
+      lateResults: this.lateResults,
+    };
+  }
+
+  private ticket(trial: boolean): Admission {
+    return { trial, generation: this.generation, startedAt: this.now() };
+  }
+
+  private settleTrial(outcome: GateOutcome): GateSignal {
+    // An ignored or aborted trial gives its permit back without a verdict.
+    if (outcome === 'ignored') {
+      this.trialsInFlight = Math.max(0, this.trialsInFlight - 1);
+      return NONE;
+    }
+
+    if (this.decided) return NONE;
+
+    // Any counted failure re-opens at once, whatever the minimum number of calls.
+    if (outcome === 'failure') {
+      this.decided = true;
+      return { kind: 'trial', ok: false };
+    }
+
+    this.trialSuccesses += 1;
+    if (this.trialSuccesses < this.options.halfOpenMaxCalls) return NONE;
+
+    this.decided = true;
+    return { kind: 'trial', ok: true };
+  }
+}
+
+const NONE: GateSignal = { kind: 'none' };
+
+function windowKey(options: GateOptions): string {
+  const { window, failureThreshold, windowSize, windowMs, failureRate } = options;
+
+  return (
+    [window, failureThreshold, windowSize, windowMs, failureRate, options.minimumCalls].join(':') +
+    `:${options.slowCallRate}`
+  );
 }
 
 function circuitOpen(retryAt: number | null): SupervisorError {

@@ -17,7 +17,7 @@ import {
 } from '../mcp/types.js';
 import { Redactor } from '../redact.js';
 import { Bulkhead } from './bulkhead.js';
-import { CallGate, type Admission } from './gate.js';
+import { CallGate, type Admission, type GateOptions } from './gate.js';
 
 export interface RuntimeHooks {
   /** Deliver an event to this server's actor. */
@@ -67,7 +67,7 @@ export class ServerRuntime {
     sharedSecrets: Redactor,
   ) {
     this.redactor = new Redactor(entry.secrets).with(sharedSecrets);
-    this.gate = new CallGate(gateOptions(settings));
+    this.gate = new CallGate(gateOptions(settings), now);
     this.bulkhead = new Bulkhead(
       settings['call.maxConcurrent'],
       settings['call.maxConcurrent'] * 16,
@@ -191,10 +191,12 @@ export class ServerRuntime {
       });
     }
 
-    const release = await this.bulkhead.acquire(signal).catch((error: unknown) => {
-      this.settle(admission, 'ignored');
-      throw error;
-    });
+    const release =
+      this.bulkhead.tryAcquire() ??
+      (await this.bulkhead.acquire(signal).catch((error: unknown) => {
+        this.settle(admission, 'ignored');
+        throw error;
+      }));
 
     this.calls += 1;
     try {
@@ -255,7 +257,8 @@ export class ServerRuntime {
     const signal = this.gate.settle(admission, outcome);
 
     if (signal.kind === 'trip') {
-      this.hooks.send(breakerTrip('threshold_reached', { failures: signal.failures }));
+      const { reason, calls, failures, slowCalls } = signal.trip;
+      this.hooks.send(breakerTrip(reason, { calls, failures, slowCalls }));
     } else if (signal.kind === 'trial') {
       this.hooks.send(trialResult(signal.ok));
     }
@@ -310,9 +313,16 @@ export class ServerRuntime {
   }
 }
 
-function gateOptions(settings: Settings): { failureThreshold: number; halfOpenMaxCalls: number } {
+function gateOptions(settings: Settings): GateOptions {
   return {
+    window: settings['breaker.window'],
     failureThreshold: settings['breaker.failureThreshold'],
+    windowSize: settings['breaker.windowSize'],
+    windowMs: settings['breaker.windowMs'],
+    failureRate: settings['breaker.failureRate'],
+    minimumCalls: settings['breaker.minimumCalls'],
+    slowCallMs: settings['breaker.slowCallMs'],
+    slowCallRate: settings['breaker.slowCallRate'],
     halfOpenMaxCalls: settings['breaker.halfOpenMaxCalls'],
   };
 }

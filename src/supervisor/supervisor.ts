@@ -268,12 +268,59 @@ export class SupervisorCore implements SupervisorApi {
       ttlMs: settings['cache.ttlMs'],
     });
     this.ring.resize(settings['stream.resumeBufferSize']);
+    this.options.writer?.setMaxPendingWrites(settings['store.maxPendingWrites']);
 
     for (const runtime of this.runtimes.values()) {
       const merged = mergeSettings(settings, runtime.entry.settings);
       runtime.applySettings(merged);
       if (this.child(runtime.name)) this.forward(runtime.name, policyUpdate(serverPolicy(merged)));
     }
+  }
+
+  /** Adds a server while running and spawns it, unless its entry is disabled. */
+  addEntry(entry: ServerEntry): void {
+    if (this.stopping) return;
+
+    if (this.runtimes.has(entry.name)) {
+      throw new SupervisorError('CONFLICT', `server ${entry.name} already exists`, {
+        server: entry.name,
+      });
+    }
+
+    this.addServer(entry);
+  }
+
+  /**
+   * Stops a server for good and forgets it: its actor reaches `stopped` with `reason`, its
+   * process group is gone, its cache entries and stored state are dropped. History is kept.
+   */
+  async removeServer(
+    name: string,
+    reason: 'removed' | 'config_changed' = 'removed',
+    user?: string,
+  ): Promise<void> {
+    const runtime = this.requireRuntime(name);
+
+    await this.stopRuntime(runtime, reason, user);
+    this.runtimes.delete(name);
+    this.since.delete(name);
+    this.cache.invalidate({ server: name });
+    if (reason === 'removed') this.options.writer?.deleteState(name);
+  }
+
+  /**
+   * Restarts a server on a new entry: the old actor stops and the new one starts, both with
+   * reason `config_changed`. An operator's disable is kept.
+   */
+  async replaceEntry(entry: ServerEntry, user?: string): Promise<void> {
+    const old = this.requireRuntime(entry.name);
+    const operatorDisabled = old.disabled && old.entry.enabled;
+
+    await this.removeServer(entry.name, 'config_changed', user);
+    // A stop that began while the old actor was going down wins: nothing new is spawned.
+    if (this.stopping) return;
+
+    this.addServer(entry, undefined, { reason: 'config_changed', user, operatorDisabled });
   }
 
   /** Stops every server (process groups gone) and the root actor. Idempotent. */
@@ -284,7 +331,11 @@ export class SupervisorCore implements SupervisorApi {
 
   // --- servers -----------------------------------------------------------------------------
 
-  private addServer(entry: ServerEntry, record?: ServerStateRecord): void {
+  private addServer(
+    entry: ServerEntry,
+    record?: ServerStateRecord,
+    live?: { reason: Reason; user?: string; operatorDisabled?: boolean },
+  ): void {
     const settings = mergeSettings(this.currentSettings, entry.settings);
     const runtime = new ServerRuntime(
       entry,
@@ -309,13 +360,34 @@ export class SupervisorCore implements SupervisorApi {
       reason: record?.reason ?? null,
     });
 
-    runtime.disabled = record?.disabled === true || !entry.enabled;
+    runtime.disabled = record?.disabled === true || live?.operatorDisabled === true;
+    runtime.disabled ||= !entry.enabled;
     if (runtime.disabled) {
       this.since.set(entry.name, { state: 'stopped', at: this.now(), reason: 'operator_disable' });
       return;
     }
 
-    this.spawn(runtime, restoreFrom(record));
+    this.spawn(runtime, restoreFrom(record), live?.reason, live?.user);
+  }
+
+  /** Sends `server.stop` and waits until the actor is released and its process is gone. */
+  private async stopRuntime(
+    runtime: ServerRuntime,
+    reason: 'removed' | 'config_changed',
+    user?: string,
+  ): Promise<void> {
+    if (this.child(runtime.name)) {
+      this.forward(runtime.name, serverStop(reason, user));
+      // The root releases a stopped actor one microtask after its transition.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+
+    // An actor that ended in an error is never released on its own; its successor needs the id.
+    if (this.actor.getSnapshot().children[runtime.name]) {
+      this.actor.send(releaseServer(runtime.name));
+    }
+
+    await runtime.dropConnection();
   }
 
   private spawn(

@@ -4,6 +4,7 @@ import type { Settings } from '../config/settings.js';
 import type { TransportKind } from '../config/types.js';
 import type { CallToolResult, Tool } from '../mcp/types.js';
 import type { HistoryQuery } from '../store/store.js';
+import type { AdminApi } from './admin.js';
 
 /** One row of `GET /api/servers`. Times are epoch ms here; the HTTP layer formats ISO-8601. */
 export interface ServerStatus {
@@ -86,4 +87,6 @@ export interface SupervisorApi {
   cacheStats(): CacheStats;
   invalidateCache(filter: { server?: string; tool?: string }): number;
   settings(): Settings;
+  /** Settings writes, the server registry and the store's books; absent on bare fakes. */
+  readonly admin?: AdminApi;
 }

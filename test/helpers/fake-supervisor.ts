@@ -56,6 +56,9 @@ export class FakeSupervisor implements SupervisorApi {
   beforeHistory: () => Promise<void> = async () => undefined;
   private highSeq = 0;
   private readonly listeners = new Set<TransitionListener>();
+  private readonly updateListeners = new Set<(update: ServerUpdate) => void>();
+  /** What `cacheStats()` answers besides the invalidation count. */
+  cacheHits = 3;
   private readonly config: Settings;
   private readonly clock: number;
 
@@ -163,8 +166,18 @@ export class FakeSupervisor implements SupervisorApi {
     return () => this.listeners.delete(listener);
   }
 
-  onServerUpdate(_listener: (update: ServerUpdate) => void): () => void {
-    return () => undefined;
+  onServerUpdate(listener: (update: ServerUpdate) => void): () => void {
+    this.updateListeners.add(listener);
+    return () => this.updateListeners.delete(listener);
+  }
+
+  /** Changes a server's details and tells every update listener (a `server` frame). */
+  update(server: string, fields: Partial<ServerDetail>): void {
+    const detail = this.statuses.get(server) ?? this.addServer(server);
+    Object.assign(detail, fields);
+    const { toolList: _t, stderrTail: _s, ...status } = detail;
+
+    for (const listener of this.updateListeners) listener({ server, status });
   }
 
   seq(): number {
@@ -194,7 +207,7 @@ export class FakeSupervisor implements SupervisorApi {
       bytes: 128,
       maxSize: 1000,
       maxBytes: 67_108_864,
-      hits: 3,
+      hits: this.cacheHits,
       misses: 1,
       evictions: 0,
       expirations: 0,
