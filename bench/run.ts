@@ -5,12 +5,16 @@
 import { benchBreaker } from './breaker.js';
 import { benchCache } from './cache.js';
 import { benchCalls } from './calls.js';
+import { benchFanout } from './fanout.js';
 import { printReport, type BenchResult } from './report.js';
+import { benchStore } from './store.js';
 
 const BENCHES: Array<{ name: string; run: () => Promise<BenchResult | BenchResult[]> }> = [
   { name: 'cache', run: benchCache },
   { name: 'calls', run: benchCalls },
   { name: 'breaker', run: benchBreaker },
+  { name: 'fanout', run: () => benchFanout() },
+  { name: 'store', run: benchStore },
 ];
 
 async function main(): Promise<void> {

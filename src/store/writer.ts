@@ -101,6 +101,11 @@ export class TransitionWriter {
     while (this.held.length > this.maxPending) this.foldOldest();
   }
 
+  /** The transitions held and not yet written, oldest first (for reads that must see them). */
+  heldTransitions(): Transition[] {
+    return this.held.peek(this.held.length);
+  }
+
   /** Queues a transition. Synchronous and cheap: it only schedules the write. */
   enqueue(transition: Transition): void {
     if (this.refuseAfterClose({ seq: transition.seq, server: transition.server })) return;

@@ -231,8 +231,8 @@ export class SupervisorCore implements SupervisorApi {
   }
 
   /**
-   * History, oldest first: the store's rows plus those still waiting in the write batch, so
-   * an answer always reaches the current high-water `seq`.
+   * History, oldest first: the store's rows plus those still held by the writer (and the
+   * ring), so an answer always reaches the current high-water `seq`.
    */
   async history(query: HistoryQuery): Promise<Transition[]> {
     const limit = query.limit ?? 100;
@@ -243,8 +243,14 @@ export class SupervisorCore implements SupervisorApi {
 
     if (stored.length >= limit) return stored;
 
-    const unwritten = this.ring.all().filter((t) => t.seq > lastStored && matches(t));
-    return [...stored, ...unwritten].slice(0, limit);
+    const held = this.options.writer?.heldTransitions() ?? [];
+    const unwritten = new Map<number, Transition>();
+    for (const t of [...held, ...this.ring.all()]) {
+      if (t.seq > lastStored && matches(t)) unwritten.set(t.seq, t);
+    }
+
+    const rest = [...unwritten.values()].sort((a, b) => a.seq - b.seq);
+    return [...stored, ...rest].slice(0, limit);
   }
 
   cacheStats(): CacheStats {
@@ -535,6 +541,10 @@ export class SupervisorCore implements SupervisorApi {
     if (!writer) return;
 
     writer.enqueue(transition);
+
+    // Shutdown is not a state to resume: the last state before it is what a restart restores.
+    if (transition.reason === 'shutdown') return;
+
     writer.putState({
       server: transition.server,
       state: transition.to,
