@@ -49,6 +49,8 @@ export interface TrialResultEvent {
 export interface OperatorCommandEvent {
   type: `operator.${Exclude<OperatorEvent, 'enable'>}`;
   user: string | undefined;
+  /** Why the runtime itself asked (a crossed `restart.maxRssBytes`, say): merged into detail. */
+  detail?: TransitionDetail;
 }
 
 /** The supervisor stops this server for good. */
@@ -121,8 +123,11 @@ export function trialResult(ok: boolean, detail: TransitionDetail = {}): TrialRe
 export function operatorCommand(
   command: Exclude<OperatorEvent, 'enable'>,
   user?: string,
+  detail?: TransitionDetail,
 ): OperatorCommandEvent {
-  return { type: `operator.${command}`, user };
+  return detail
+    ? { type: `operator.${command}`, user, detail }
+    : { type: `operator.${command}`, user };
 }
 
 export function serverStop(reason: ServerStopEvent['reason'], user?: string): ServerStopEvent {

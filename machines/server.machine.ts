@@ -132,7 +132,11 @@ export const serverMachine = setup({
         return { retryAt, restore: undefined };
       }
 
-      const delayMs = backoffDelayMs(context.attempt, backoffBaseMs, backoffCapMs, context.random);
+      // A refused credential will not heal by itself soon: retry it slowly, at the cap.
+      const delayMs =
+        context.pending.reason === 'auth_required'
+          ? backoffCapMs
+          : backoffDelayMs(context.attempt, backoffBaseMs, backoffCapMs, context.random);
       const retryAt = context.now() + delayMs;
 
       return {
@@ -588,7 +592,10 @@ export const serverMachine = setup({
 function operatorBecause(reason: Reason) {
   return ({ event }: { event: ServerEvent }): Failure => ({
     reason,
-    detail: userDetail('user' in event ? event.user : undefined),
+    detail: {
+      ...('detail' in event && event.type.startsWith('operator.') ? event.detail : {}),
+      ...userDetail('user' in event ? event.user : undefined),
+    },
   });
 }
 

@@ -35,6 +35,10 @@ export const SETTING_SCHEMAS = {
   'restart.periodMs': positiveMs.default(300_000),
   'restart.failedRetryMs': positiveMs.default(300_000),
   'restart.policy': z.enum(RESTART_POLICIES).default('permanent'),
+  /** A stdio server whose process group holds more resident bytes is restarted; 0: off. */
+  'restart.maxRssBytes': z.number().int().nonnegative().default(0),
+  /** A server connected longer than this (ms) is restarted; 0: off. */
+  'restart.maxUptimeMs': ms.default(0),
   'call.timeoutMs': positiveMs.default(30_000),
   'call.maxTotalMs': positiveMs.default(300_000),
   'call.maxConcurrent': count.default(16),

@@ -15,7 +15,8 @@ export interface HttpError {
   headers: Record<string, string>;
 }
 
-const STATUS_BY_CODE: Partial<Record<ErrorCode, ContentfulStatusCode>> = {
+/** Every code has its status: a new code without one fails to compile. */
+const STATUS_BY_CODE: Record<ErrorCode, ContentfulStatusCode> = {
   SERVER_NOT_FOUND: 404,
   TOOL_NOT_FOUND: 404,
   NOT_FOUND: 404,
@@ -35,6 +36,10 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, ContentfulStatusCode>> = {
   SERVER_BUSY: 503,
   STORE_UNAVAILABLE: 503,
   CALL_TIMEOUT: 504,
+  // The caller went away; nobody reads this answer, but logs and proxies see a 4xx.
+  CALL_ABORTED: 400,
+  STORE_LOCKED: 503,
+  INTERNAL: 500,
 };
 
 /** Fields holding epoch ms that the wire shows as ISO-8601. */

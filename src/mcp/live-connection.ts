@@ -3,6 +3,7 @@ import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.j
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CallToolResultSchema,
+  McpError,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 
@@ -255,8 +256,16 @@ export class LiveConnection implements Connection {
     if (this.wire.kind === 'stdio' || !this.alive) return;
 
     const reason = this.wire.remote.monitor.lostReason();
-    if (reason) this.lose({ reason, message: this.scrubText(error.message) });
-    else this.confirmAlive();
+    if (!reason) {
+      this.confirmAlive();
+      return;
+    }
+
+    const lose = () => this.lose({ reason, message: this.scrubText(error.message) });
+    // The SDK reports a failed send here before it rejects that request: losing the connection
+    // now would reject it as "connection closed", hiding that it never reached the server.
+    if (this.neverReceived(error)) setImmediate(lose);
+    else lose();
   }
 
   /** A remote stream error is not proof of death: an immediate probe decides. */
@@ -286,7 +295,12 @@ export class LiveConnection implements Connection {
       aborted: signal?.aborted ?? false,
       transportAlive: this.alive,
     });
-    const scrubbed = new CallError(mapped.kind, this.scrubText(mapped.message), mapped.rpcCode);
+    const scrubbed = new CallError(
+      mapped.kind,
+      this.scrubText(mapped.message),
+      mapped.rpcCode,
+      mapped.kind === 'transport' && this.neverReceived(error),
+    );
 
     if (scrubbed.kind === 'transport' && this.wire.kind !== 'stdio' && this.alive) {
       const reason = this.wire.remote.monitor.lostReason();
@@ -294,6 +308,19 @@ export class LiveConnection implements Connection {
     }
 
     return scrubbed;
+  }
+
+  /**
+   * Whether a failed request provably never reached the server: our own send failed (not a
+   * reply, not the close of the client) with our session unknown, or with the connection refused.
+   */
+  private neverReceived(error: unknown): boolean {
+    if (this.wire.kind === 'stdio' || error instanceof McpError) return false;
+
+    const failure = this.wire.remote.monitor.lastFailure;
+    if (!failure) return false;
+
+    return failure.sessionLost || (failure.status === null && failure.cause === 'ECONNREFUSED');
   }
 
   private lose(info: LostInfo): void {

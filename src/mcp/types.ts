@@ -107,11 +107,22 @@ export class ConnectError extends Error {
 export class CallError extends Error {
   readonly kind: 'timeout' | 'transport' | 'internal' | 'aborted' | 'invalid_params' | 'rpc';
   readonly rpcCode: number | null;
+  /**
+   * The server provably never received the request: its own HTTP request was answered with
+   * our session unknown, or was refused. Any request, `tools/call` included, may be retried.
+   */
+  readonly unsent: boolean;
 
-  constructor(kind: CallError['kind'], message: string, rpcCode: number | null = null) {
+  constructor(
+    kind: CallError['kind'],
+    message: string,
+    rpcCode: number | null = null,
+    unsent = false,
+  ) {
     super(message);
     this.name = 'CallError';
     this.kind = kind;
     this.rpcCode = rpcCode;
+    this.unsent = unsent;
   }
 }

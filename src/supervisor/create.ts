@@ -131,7 +131,7 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
     const writer = store
       ? new TransitionWriter(store, {
           maxPendingWrites: settings['store.maxPendingWrites'],
-          logger,
+          logger: serviceLogger(logger, 'Store'),
         })
       : null;
     const inspectStream = await inspectOption(options.inspect, allServers, options.store);

@@ -1,11 +1,18 @@
 import type { ConnectFailure, ServerEvent } from '../../machines/server.events.js';
-import { breakerTrip, connectionLost, trialResult } from '../../machines/server.events.js';
+import {
+  breakerTrip,
+  connectionLost,
+  operatorCommand,
+  trialResult,
+} from '../../machines/server.events.js';
 import type { ServerState, Transition } from '../../machines/vocabulary.js';
 import type { Settings } from '../config/settings.js';
 import type { ServerEntry } from '../config/types.js';
 import { SupervisorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { openConnection } from '../mcp/connection.js';
+import { readOneGroupUsage, type ProcessUsage } from '../mcp/process-usage.js';
+import { mayRetry, type RetryRequest } from '../mcp/retry-policy.js';
 import {
   CallError,
   ConnectError,
@@ -18,6 +25,7 @@ import {
 import { Redactor } from '../redact.js';
 import { Bulkhead } from './bulkhead.js';
 import { CallGate, type Admission, type GateOptions } from './gate.js';
+import { crossedLimit } from './resource-limits.js';
 
 export interface RuntimeHooks {
   /** Deliver an event to this server's actor. */
@@ -48,10 +56,15 @@ export class ServerRuntime {
   readonly gate: CallGate;
   private readonly bulkhead: Bulkhead;
   private connection: Connection | null = null;
+  private readonly connecting = new Set<Promise<void>>();
   private closing: Promise<void> | null = null;
   private lastTools: readonly Tool[] = [];
   private lastStderr = '';
   private connectedAt: number | null = null;
+  /** A fresh connection being opened because the server forgot our session. */
+  private renewal: Promise<Connection | null> | null = null;
+  /** A renewed connection that has not yet answered: losing its session too is not renewed. */
+  private unproven: Connection | null = null;
   calls = 0;
   failures = 0;
   restarts = 0;
@@ -104,6 +117,13 @@ export class ServerRuntime {
     return this.connection?.stderrTail() ?? this.lastStderr;
   }
 
+  /** The live process group's memory and CPU, read from /proc now; null if none (or remote). */
+  usage(): ProcessUsage | null {
+    const pid = this.pid;
+
+    return pid === null ? null : readOneGroupUsage(pid);
+  }
+
   hasConnection(): boolean {
     return this.connection?.alive === true;
   }
@@ -116,6 +136,24 @@ export class ServerRuntime {
 
   /** The statechart's `connect` actor: a fresh connection, the old one gone first. */
   async connect(killFirst: boolean, signal: AbortSignal): Promise<void> {
+    const attempt = this.openFresh(killFirst, signal);
+    this.connecting.add(attempt);
+
+    try {
+      await attempt;
+    } finally {
+      this.connecting.delete(attempt);
+    }
+  }
+
+  /** Resolves once no connect is in flight and no connection (or process group) is left. */
+  async quiesce(): Promise<void> {
+    await Promise.allSettled([...this.connecting]);
+    if (this.renewal) await this.renewal;
+    await this.dropConnection();
+  }
+
+  private async openFresh(killFirst: boolean, signal: AbortSignal): Promise<void> {
     const previous = this.connection;
     if (previous && (killFirst || !previous.alive)) await this.dropConnection();
     if (this.connection?.alive) return;
@@ -148,17 +186,21 @@ export class ServerRuntime {
 
   /** The statechart's `probe` actor. */
   async probe(signal: AbortSignal): Promise<void> {
+    if (this.renewal) await this.renewal;
     const connection = this.connection;
     if (!connection?.alive) throw new Error('no live connection');
 
-    await connection.probe(signal);
+    await this.withRetry(connection, { method: 'ping' }, (c) => c.probe(signal));
+    this.checkLimits();
   }
 
   /** Reacts to this server's own transitions (already numbered). */
   onTransition(transition: Transition): void {
     this.gate.observe(transition.to);
 
-    if (transition.from === 'closed' && (transition.to === 'open' || transition.to === 'failed')) {
+    const failedFromClosed =
+      transition.from === 'closed' && (transition.to === 'open' || transition.to === 'failed');
+    if (failedFromClosed && !transition.reason.startsWith('operator_')) {
       this.restarts += 1;
     }
 
@@ -174,6 +216,7 @@ export class ServerRuntime {
     args: Record<string, unknown>,
     signal: AbortSignal | undefined,
   ): Promise<CallToolResult> {
+    if (this.renewal) await this.renewal;
     const { state, retryAt } = this.hooks.state();
     const admission = this.gate.admit(state, retryAt);
     const connection = this.connection;
@@ -183,7 +226,8 @@ export class ServerRuntime {
       throw new SupervisorError('SERVER_CONNECTING', 'the server has no live connection');
     }
 
-    if (!connection.tools.some((t) => t.name === tool)) {
+    const definition = connection.tools.find((t) => t.name === tool);
+    if (!definition) {
       this.settle(admission, 'ignored');
       throw new SupervisorError('TOOL_NOT_FOUND', `server ${this.name} has no tool ${tool}`, {
         server: this.name,
@@ -200,11 +244,16 @@ export class ServerRuntime {
 
     this.calls += 1;
     try {
-      const result = await connection.callTool(tool, args, {
+      const options = {
         signal,
         timeoutMs: this.entry.tools[tool]?.timeoutMs ?? this.settings['call.timeoutMs'],
         maxTotalMs: this.settings['call.maxTotalMs'],
-      });
+      };
+      const result = await this.withRetry(
+        connection,
+        { method: 'tools/call', tool: definition },
+        (c) => c.callTool(tool, args, options),
+      );
       this.settle(admission, 'success');
       return result;
     } catch (error) {
@@ -228,6 +277,18 @@ export class ServerRuntime {
     return this.closing;
   }
 
+  /**
+   * On the probe tick (no timer of its own): a server past `restart.maxUptimeMs` or
+   * `restart.maxRssBytes` is restarted through the machine's restart path, the crossing as detail.
+   */
+  private checkLimits(): void {
+    const crossing = crossedLimit(this.settings, this.uptimeMs(), () => this.usage());
+    if (!crossing) return;
+
+    this.logger.warn({ limit: crossing }, 'resource limit crossed');
+    this.hooks.send(operatorCommand('restart', undefined, crossing));
+  }
+
   private adopt(connection: Connection, reconnected: boolean): void {
     this.connection = connection;
     this.connectedAt = this.now();
@@ -235,6 +296,11 @@ export class ServerRuntime {
 
     connection.onLost((info) => {
       if (this.connection !== connection) return;
+      if (info.reason === 'session_lost' && connection !== this.unproven) {
+        this.renewSession(connection, info);
+        return;
+      }
+
       this.keepBooks(connection);
       this.lastError = info.message ?? info.reason;
       this.hooks.send(connectionLost(info.reason, lostDetail(info), info.clean === true));
@@ -246,6 +312,80 @@ export class ServerRuntime {
     });
 
     if (reconnected) this.hooks.onReconnected();
+  }
+
+  /**
+   * The server forgot our session: one fresh `initialize`, with no transition. When that fails,
+   * or the renewed session is lost before it ever answered, the machine hears `session_lost`.
+   */
+  private renewSession(lost: Connection, info: LostInfo): void {
+    this.logger.info('session lost, renewing');
+    void lost.close();
+
+    const opening = openConnection({
+      entry: this.entry,
+      timeoutMs: this.settings['connect.timeoutMs'],
+      graceMs: this.settings['shutdown.graceMs'],
+      stderrTailBytes: this.settings['stderr.tailBytes'],
+      logger: this.logger,
+      redactor: this.redactor,
+    });
+
+    this.renewal = opening
+      .then(
+        (fresh) => {
+          // The actor moved on (stopped, restarted) while we were renewing.
+          if (this.connection !== lost) return fresh.close().then(() => null);
+
+          this.unproven = fresh;
+          this.adopt(fresh, true);
+          return fresh;
+        },
+        (error: unknown) => {
+          if (this.connection !== lost) return null;
+
+          const message = this.redactor.string(
+            error instanceof Error ? error.message : String(error),
+          );
+          this.lastError = message;
+          this.hooks.send(
+            connectionLost('session_lost', { ...lostDetail(info), renewal: message }),
+          );
+          return null;
+        },
+      )
+      .finally(() => {
+        this.renewal = null;
+      });
+  }
+
+  /**
+   * Sends a request; when it fails in a way {@link mayRetry} allows, sends it once more on the
+   * renewed connection (never on the one that failed, never a third time).
+   */
+  private async withRetry<T>(
+    first: Connection,
+    request: RetryRequest,
+    send: (connection: Connection) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return this.proven(first, await send(first));
+    } catch (error) {
+      if (!mayRetry(request, error)) throw error;
+      if (this.renewal) await this.renewal;
+
+      const fresh = this.connection;
+      if (!fresh?.alive || fresh === first) throw error;
+
+      this.logger.debug({ method: request.method }, 'retrying on a renewed session');
+      return this.proven(fresh, await send(fresh));
+    }
+  }
+
+  private proven<T>(connection: Connection, value: T): T {
+    if (this.unproven === connection) this.unproven = null;
+
+    return value;
   }
 
   private keepBooks(connection: Connection): void {

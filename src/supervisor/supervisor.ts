@@ -23,6 +23,7 @@ import { mergeSettings, type Settings } from '../config/settings.js';
 import type { ServerEntry } from '../config/types.js';
 import { SupervisorError } from '../errors.js';
 import { serviceLogger, transitionLevel, type Logger } from '../log.js';
+import { readGroupUsage, type ProcessUsage } from '../mcp/process-usage.js';
 import type { CallToolResult, Tool, ToolsDiff } from '../mcp/types.js';
 import { Redactor } from '../redact.js';
 import type { HistoryQuery, ServerStateRecord, Store } from '../store/store.js';
@@ -118,15 +119,22 @@ export class SupervisorCore implements SupervisorApi {
   // --- the public surface ------------------------------------------------------------------
 
   servers(): ServerStatus[] {
-    return [...this.runtimes.values()].map((runtime) => this.status(runtime));
+    const runtimes = [...this.runtimes.values()];
+    // One pass over /proc for the whole fleet, not one per server.
+    const usage = readGroupUsage(runtimes.flatMap((r) => (r.pid === null ? [] : [r.pid])));
+
+    return runtimes.map((runtime) => this.status(runtime, usage));
   }
 
   server(name: string): ServerDetail | undefined {
     const runtime = this.runtimes.get(name);
     if (!runtime) return undefined;
 
+    const pid = runtime.pid;
+    const usage = readGroupUsage(pid === null ? [] : [pid]);
+
     return {
-      ...this.status(runtime),
+      ...this.status(runtime, usage),
       toolList: [...runtime.tools],
       stderrTail: runtime.stderrTail(),
     };
@@ -238,7 +246,7 @@ export class SupervisorCore implements SupervisorApi {
     const limit = query.limit ?? 100;
     const matches = (t: Transition): boolean =>
       t.seq > (query.after ?? 0) && (!query.server || t.server === query.server);
-    const stored = this.options.store ? await this.options.store.history({ ...query, limit }) : [];
+    const stored = await this.storedHistory({ ...query, limit });
     const lastStored = stored.at(-1)?.seq ?? query.after ?? 0;
 
     if (stored.length >= limit) return stored;
@@ -251,6 +259,18 @@ export class SupervisorCore implements SupervisorApi {
 
     const rest = [...unwritten.values()].sort((a, b) => a.seq - b.seq);
     return [...stored, ...rest].slice(0, limit);
+  }
+
+  /** The store's history; while the database is away, nothing (memory answers alone). */
+  private async storedHistory(query: HistoryQuery): Promise<Transition[]> {
+    if (!this.options.store) return [];
+
+    try {
+      return await this.options.store.history(query);
+    } catch (err) {
+      this.log.warn({ err }, 'history read failed: answering from memory');
+      return [];
+    }
   }
 
   cacheStats(): CacheStats {
@@ -441,9 +461,11 @@ export class SupervisorCore implements SupervisorApi {
     return runtime;
   }
 
-  private status(runtime: ServerRuntime): ServerStatus {
+  private status(runtime: ServerRuntime, usage?: Map<number, ProcessUsage>): ServerStatus {
     const { state, retryAt } = this.stateOf(runtime.name);
     const since = this.since.get(runtime.name);
+    const pid = runtime.pid;
+    const group = pid === null ? undefined : usage?.get(pid);
 
     return {
       name: runtime.name,
@@ -462,6 +484,8 @@ export class SupervisorCore implements SupervisorApi {
       protocolVersion: runtime.protocolVersion,
       uptimeMs: runtime.uptimeMs(),
       tags: runtime.entry.tags,
+      // Read only when asked for (the API), never on the hot path of `server` frames.
+      ...(usage ? { rssBytes: group?.rssBytes ?? null, cpuMs: group?.cpuMs ?? null } : {}),
     };
   }
 
@@ -637,7 +661,8 @@ export class SupervisorCore implements SupervisorApi {
       if (this.child(runtime.name)) this.forward(runtime.name, serverStop('shutdown'));
     }
 
-    await Promise.all([...this.runtimes.values()].map((runtime) => runtime.dropConnection()));
+    // Leaving `connecting` aborted any connect in flight; wait until what it opened is gone.
+    await Promise.all([...this.runtimes.values()].map((runtime) => runtime.quiesce()));
     this.actor.stop();
   }
 }

@@ -24,6 +24,13 @@ export interface ServerStatus {
   protocolVersion: string | null;
   uptimeMs: number | null;
   tags: string[];
+  /**
+   * Resident memory (bytes) of the stdio server's whole process group, read from /proc when
+   * asked; null for remote servers, without a live process, or off Linux.
+   */
+  rssBytes?: number | null;
+  /** CPU time (ms, user plus system, cumulative) of the same process group; null likewise. */
+  cpuMs?: number | null;
 }
 
 /** `GET /api/servers/:name`: the status plus the tool list and the stderr tail. */
