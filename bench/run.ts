@@ -7,6 +7,7 @@ import { benchCache } from './cache.js';
 import { benchCalls } from './calls.js';
 import { benchFanout } from './fanout.js';
 import { printReport, type BenchResult } from './report.js';
+import { benchScale } from './scale.js';
 import { benchStore } from './store.js';
 
 const BENCHES: Array<{ name: string; run: () => Promise<BenchResult | BenchResult[]> }> = [
@@ -15,6 +16,7 @@ const BENCHES: Array<{ name: string; run: () => Promise<BenchResult | BenchResul
   { name: 'breaker', run: benchBreaker },
   { name: 'fanout', run: () => benchFanout() },
   { name: 'store', run: benchStore },
+  { name: 'scale', run: () => benchScale() },
 ];
 
 async function main(): Promise<void> {

@@ -81,7 +81,16 @@ program
   });
 
 async function start(flags: StartFlags): Promise<void> {
-  const level = (flags.logLevel ?? process.env.LOG_LEVEL ?? 'info') as 'info';
+  const fixedLevel = flags.logLevel ?? (process.env.LOG_LEVEL || undefined);
+  const level = parseLevel(fixedLevel ?? 'info');
+  if (!level) {
+    process.stderr.write(
+      `mcp-supervisor: log level "${fixedLevel}" is not one of ${LEVELS.join(', ')}\n`,
+    );
+    process.exitCode = 1;
+    return;
+  }
+
   const root = createLogger({ level });
   const log = serviceLogger(root, 'Main');
   const loaded = await loadWithUsers(flags.config);
@@ -101,6 +110,7 @@ async function start(flags: StartFlags): Promise<void> {
   try {
     const inspect = await inspectTarget(flags, log);
     supervisor = await createSupervisor({
+      fixedLogLevel: fixedLevel !== undefined,
       ...(inspect ? { inspect: { url: inspect.url } } : {}),
       servers: loaded.servers,
       settings: loaded.settings,
@@ -221,6 +231,12 @@ function parseMs(value: string): number {
   }
 
   return ms;
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+function parseLevel(value: string): (typeof LEVELS)[number] | undefined {
+  return LEVELS.find((level) => level === value);
 }
 
 function parsePort(value: string): number {

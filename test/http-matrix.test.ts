@@ -13,6 +13,7 @@ import { hashToken, type HttpUser } from '../src/http/auth.js';
 import { ROUTES, type RouteSpec } from '../src/http/routes.js';
 import { silentLogger } from '../src/log.js';
 import type { SupervisorApi } from '../src/supervisor/types.js';
+import { UserDirectory, type UserAdminApi } from '../src/supervisor/user-directory.js';
 import { FakeSupervisor } from './helpers/fake-supervisor.js';
 import {
   FrameClient,
@@ -75,6 +76,13 @@ const SAMPLES: Record<string, (server: string) => Sample> = {
     path: '/api/settings',
     body: { 'health.intervalMs': 60_000 },
   }),
+  'GET /api/users': () => ({ method: 'GET', path: '/api/users' }),
+  'PUT /api/users/:user': () => ({
+    method: 'PUT',
+    path: '/api/users/newcomer',
+    body: { role: 'viewer', token: 'matrix-newcomer-token-0123' },
+  }),
+  'DELETE /api/users/:user': () => ({ method: 'DELETE', path: '/api/users/newcomer' }),
 };
 
 let api: FakeSupervisor;
@@ -113,6 +121,7 @@ describe('the route list', () => {
     const admin = {} as NonNullable<SupervisorApi['admin']>;
     const app = createApp(Object.assign(new FakeSupervisor(), { admin }), {
       logger: silentLogger(),
+      userAdmin: {} as UserAdminApi,
     });
     const served = app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path}`);
     const listed = new Set(ROUTES.map(keyOf));
@@ -133,7 +142,13 @@ describe.each(ROUTES.map((route) => [keyOf(route), route] as const))('%s', (_key
 
   beforeEach(async () => {
     api = fleet();
-    stack = await startStack(api, { users: USERS });
+    // With the user routes mounted, so an admin gets a real answer from them.
+    const userAdmin = new UserDirectory({
+      store: null,
+      configUsers: USERS,
+      logger: silentLogger(),
+    });
+    stack = await startStack(api, { users: USERS, userAdmin });
   });
 
   afterEach(async () => {

@@ -15,7 +15,7 @@ import { MIGRATIONS, migrate } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open.js';
 import { PgliteStore } from '../src/store/pglite.js';
 import { PostgresStore, postgresDriver } from '../src/store/postgres.js';
-import type { ServerStateRecord, Store } from '../src/store/store.js';
+import type { ServerStateRecord, Store, UserRecord } from '../src/store/store.js';
 
 const ADMIN_URL = process.env.MCPS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const logger = silentLogger();
@@ -252,6 +252,45 @@ function storeContract(
       expect(mine).toEqual([{ name, entry, updatedAt: 1_700_000_000_999 }]);
     });
 
+    it('upserts, lists and deletes users', async () => {
+      const viewer = user('viewer-1', { servers: ['a', 'b'], tags: ['prod'] });
+      await store.putUser(user('viewer-1', { role: 'admin' }));
+      await store.putUser(viewer);
+      await store.putUser(user('gone-1'));
+      await store.deleteUser('gone-1');
+
+      const mine = (await store.users()).filter((u) => ['viewer-1', 'gone-1'].includes(u.name));
+      expect(mine).toEqual([viewer]);
+    });
+
+    it('keeps absent visibility lists as null, apart from empty ones', async () => {
+      await store.putUser(user('open-1'));
+      await store.putUser(user('empty-1', { servers: [], tags: null }));
+
+      const rows = (await store.users()).filter((u) => u.name.endsWith('-1'));
+      expect(rows.find((u) => u.name === 'open-1')).toMatchObject({ servers: null, tags: null });
+      expect(rows.find((u) => u.name === 'empty-1')).toMatchObject({ servers: [], tags: null });
+    });
+
+    it('refuses a token that is not stored as a sha256 hash', async () => {
+      const clear = user('clear-1', { tokenHash: 'a-clear-token-0123456789' });
+
+      await expect(store.putUser(clear)).rejects.toThrow();
+      expect((await store.users()).map((u) => u.name)).not.toContain('clear-1');
+    });
+
+    it('refuses a role other than admin or viewer', async () => {
+      const root = { ...user('root-1'), role: 'root' as UserRecord['role'] };
+
+      await expect(store.putUser(root)).rejects.toThrow();
+    });
+
+    it('refuses a second user with the same token hash', async () => {
+      await store.putUser(user('twin-a', { tokenHash: hashOf('f') }));
+
+      await expect(store.putUser(user('twin-b', { tokenHash: hashOf('f') }))).rejects.toThrow();
+    });
+
     it('refuses queries before open with STORE_UNAVAILABLE', async () => {
       const unopened = db.store();
 
@@ -298,6 +337,26 @@ function transition(seq: number, server: string, overrides: Partial<Transition> 
     reason: 'connected',
     at: 1_700_000_000_000 + seq,
     detail: { attempt: 1 },
+    ...overrides,
+  };
+}
+
+let userCount = 0;
+
+/** `sha256:` and 64 copies of one hex digit. */
+function hashOf(digit: string): string {
+  return `sha256:${digit.repeat(64)}`;
+}
+
+function user(name: string, overrides: Partial<UserRecord> = {}): UserRecord {
+  userCount += 1;
+  return {
+    name,
+    role: 'viewer',
+    tokenHash: `sha256:${userCount.toString(16).padStart(64, '0')}`,
+    servers: null,
+    tags: null,
+    updatedAt: 1_700_000_000_123 + userCount,
     ...overrides,
   };
 }

@@ -99,7 +99,7 @@ describe('process-tree usage in the status', () => {
 });
 
 describe('restart.maxRssBytes', () => {
-  it('restarts a server past the limit on the next probe tick, the crossing as detail', async () => {
+  it('restarts a server past the limit on the next probe tick, with the crossing', async () => {
     const { supervisor, log, clock } = await start();
     const baseline = leaky(supervisor).rssBytes!;
     const oldPid = leaky(supervisor).pid!;

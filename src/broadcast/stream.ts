@@ -4,7 +4,12 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 
 import type { Transition } from '../../machines/vocabulary.js';
-import { bearerToken, createAuthenticator, type HttpUser } from '../http/auth.js';
+import {
+  bearerToken,
+  createAuthenticator,
+  type Authenticator,
+  type HttpUser,
+} from '../http/auth.js';
 import type { Principal } from '../http/principal.js';
 import { HostGuard } from '../http/hosts.js';
 import { refuseUpgrade } from '../http/server.js';
@@ -40,6 +45,8 @@ export interface StreamServerOptions {
   logger: Logger;
   /** Same users as the HTTP API; none leaves the stream open. */
   users?: readonly HttpUser[];
+  /** Checks tokens instead of a fixed `users` list (`UserDirectory.authenticate` fits). */
+  authenticate?: Authenticator;
   /** Names `Host` and `Origin` may carry; default: loopback names. */
   allowedHosts?: readonly string[];
 }
@@ -54,7 +61,7 @@ export class StreamServer {
   private readonly log: Logger;
   private readonly wss: WebSocketServer;
   private readonly guard: HostGuard;
-  private readonly authenticate: ReturnType<typeof createAuthenticator>;
+  private readonly authenticate: Authenticator;
   private readonly subscribers = new Set<Subscriber>();
   private readonly maxBufferedBytes: number;
   private readonly unsubscribe: () => void;
@@ -71,7 +78,7 @@ export class StreamServer {
     this.api = options.api;
     this.log = options.logger;
     this.guard = new HostGuard(options.allowedHosts);
-    this.authenticate = createAuthenticator(options.users);
+    this.authenticate = options.authenticate ?? createAuthenticator(options.users);
     this.maxBufferedBytes = settings['stream.maxBufferedBytes'];
     this.wss = new WebSocketServer({
       noServer: true,
@@ -116,6 +123,24 @@ export class StreamServer {
     }
 
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, request));
+  }
+
+  /**
+   * Closes with 1008 every client whose principal `revoked` picks (a user deleted or changed,
+   * or anonymous clients once users exist); they must reconnect with a valid token.
+   *
+   * @returns how many were closed.
+   */
+  disconnect(revoked: (principal: Principal) => boolean): number {
+    let count = 0;
+    for (const sub of this.subscribers) {
+      if (!revoked(sub.principal)) continue;
+
+      sub.close(CLOSE_CODES.unauthorized, 'credentials changed');
+      count += 1;
+    }
+
+    return count;
   }
 
   /** Closes every client with 1001 and waits until they are gone. */

@@ -7,12 +7,20 @@ import { SupervisorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SupervisorApi } from '../supervisor/types.js';
 import { mountAdminRoutes } from './admin-routes.js';
-import { ANONYMOUS, bearerToken, createAuthenticator, type HttpUser } from './auth.js';
+import type { UserAdminApi } from '../supervisor/user-directory.js';
+import {
+  ANONYMOUS,
+  bearerToken,
+  createAuthenticator,
+  type Authenticator,
+  type HttpUser,
+} from './auth.js';
 import { httpError, toHttpError, type HttpError } from './errors.js';
 import { formatDetail, formatStatus, formatTransition } from './format.js';
 import { HostGuard } from './hosts.js';
 import type { Principal } from './principal.js';
 import { matchRoute } from './routes.js';
+import { mountUserRoutes } from './user-routes.js';
 import { seesServer, visibleHistory, visibleServers } from './visibility.js';
 
 /** The largest request body accepted, in bytes (1 MiB). */
@@ -29,6 +37,13 @@ export interface AppOptions {
   logger: Logger;
   /** API users; none (the default) leaves the API open, for loopback binding only. */
   users?: readonly HttpUser[];
+  /**
+   * Checks tokens instead of a fixed `users` list, so users added later count at once
+   * (`UserDirectory.authenticate` fits).
+   */
+  authenticate?: Authenticator;
+  /** Serves `GET /api/users`, `PUT` and `DELETE /api/users/:user` when given. */
+  userAdmin?: UserAdminApi;
   /** Names `Host` and `Origin` may carry (see {@link HostGuard}); default: loopback names. */
   allowedHosts?: readonly string[];
   /** The current time in epoch ms (default `Date.now`), for `Retry-After`. */
@@ -50,7 +65,7 @@ export function createApp(api: SupervisorApi, options: AppOptions): Hono<AppEnv>
   app.use(checkHosts(new HostGuard(options.allowedHosts)));
   app.use(bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => payloadTooLarge(c) }));
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.use('/api/*', authenticate(options.users));
+  app.use('/api/*', authenticate(options.authenticate ?? createAuthenticator(options.users)));
   app.use('/api/*', authorize(api));
 
   app.get('/api/servers', (c) => {
@@ -102,6 +117,7 @@ export function createApp(api: SupervisorApi, options: AppOptions): Hono<AppEnv>
 
   app.get('/api/settings', (c) => c.json(api.settings()));
   mountAdminRoutes(app, api);
+  if (options.userAdmin) mountUserRoutes(app, options.userAdmin);
 
   app.notFound((c) => send(c, httpError('NOT_FOUND', 'no such route')));
   app.onError((err, c) => {
@@ -140,9 +156,7 @@ function checkHosts(guard: HostGuard): MiddlewareHandler<AppEnv> {
 }
 
 /** The token seam: sets the `user` variable, or refuses with 401 `UNAUTHORIZED`. */
-function authenticate(users: readonly HttpUser[] | undefined): MiddlewareHandler<AppEnv> {
-  const check = createAuthenticator(users);
-
+function authenticate(check: Authenticator): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const result = check(bearerToken(c.req.header('authorization')));
     if (!result.ok) {

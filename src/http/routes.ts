@@ -38,6 +38,9 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/api/settings', access: 'viewer' },
   { method: 'PUT', path: '/api/settings', access: 'admin' },
   { method: 'GET', path: '/api/store', access: 'admin' },
+  { method: 'GET', path: '/api/users', access: 'admin' },
+  { method: 'PUT', path: '/api/users/:user', access: 'admin' },
+  { method: 'DELETE', path: '/api/users/:user', access: 'admin' },
 ];
 
 /** A request matched to its route, with the server name it names (if any). */

@@ -100,6 +100,21 @@ export const MIGRATIONS: readonly Migration[] = [
       FOR EACH ROW EXECUTE FUNCTION mcp_supervisor_settings_notify();
     `,
   },
+  {
+    version: 3,
+    name: 'users',
+    // The checks keep a clear token or an unknown role out even when written by plain SQL.
+    sql: `
+      CREATE TABLE users (
+        name text PRIMARY KEY,
+        role text NOT NULL CHECK (role IN ('admin', 'viewer')),
+        token_hash text NOT NULL UNIQUE CHECK (token_hash ~ '^sha256:[0-9a-f]{64}$'),
+        servers jsonb,
+        tags jsonb,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /**

@@ -8,6 +8,7 @@ import type {
   RegistryRecord,
   ServerStateRecord,
   Store,
+  UserRecord,
 } from './store.js';
 
 /** Epoch ms as a SQL expression over a timestamptz column. */
@@ -47,6 +48,15 @@ interface ProcessGroupRow {
   owner_pid: number;
   started_at: number;
   command: string;
+}
+
+interface UserRow {
+  name: string;
+  role: UserRecord['role'];
+  token_hash: string;
+  servers: string[] | null;
+  tags: string[] | null;
+  updated_at: number;
 }
 
 interface GapRow {
@@ -280,6 +290,39 @@ export abstract class SqlStore implements Store {
 
   async deleteRegistry(name: string): Promise<void> {
     await this.db().query('DELETE FROM registry WHERE name = $1', [name]);
+  }
+
+  async users(): Promise<UserRecord[]> {
+    const rows = await this.db().query<UserRow>(
+      `SELECT name, role, token_hash, servers, tags, ${epochMs('updated_at')} AS updated_at
+       FROM users ORDER BY name`,
+    );
+    return rows.map((row) => ({
+      name: row.name,
+      role: row.role,
+      tokenHash: row.token_hash,
+      servers: row.servers,
+      tags: row.tags,
+      updatedAt: Number(row.updated_at),
+    }));
+  }
+
+  async putUser(row: UserRecord): Promise<void> {
+    const names = (list: string[] | null): string | null =>
+      list === null ? null : JSON.stringify(list);
+
+    await this.db().query(
+      `INSERT INTO users (name, role, token_hash, servers, tags, updated_at)
+       VALUES ($1, $2, $3, ${json(4)}, ${json(5)}, ${timestamp(6)})
+       ON CONFLICT (name) DO UPDATE SET role = excluded.role,
+         token_hash = excluded.token_hash, servers = excluded.servers, tags = excluded.tags,
+         updated_at = excluded.updated_at`,
+      [row.name, row.role, row.tokenHash, names(row.servers), names(row.tags), row.updatedAt],
+    );
+  }
+
+  async deleteUser(name: string): Promise<void> {
+    await this.db().query('DELETE FROM users WHERE name = $1', [name]);
   }
 
   /** Hands over an opened, locked and migrated driver (or `null` once closed). */

@@ -46,6 +46,20 @@ export interface RegistryRecord {
   updatedAt: number;
 }
 
+/** A user added through the API (or by SQL); the token only ever as its hash. */
+export interface UserRecord {
+  name: string;
+  role: 'admin' | 'viewer';
+  /** `sha256:` and the 64 lowercase hex digits of the token's SHA-256. */
+  tokenHash: string;
+  /** A viewer's visible server names; null when not given. */
+  servers: string[] | null;
+  /** A viewer's visible tags; null when not given. */
+  tags: string[] | null;
+  /** Epoch ms. */
+  updatedAt: number;
+}
+
 export interface HistoryQuery {
   server?: string;
   /** Only transitions with `seq > after`. */
@@ -88,6 +102,12 @@ export interface Store {
   registry(): Promise<RegistryRecord[]>;
   putRegistry(row: RegistryRecord): Promise<void>;
   deleteRegistry(name: string): Promise<void>;
+
+  /** Every stored user, by name. */
+  users(): Promise<UserRecord[]>;
+  /** Inserts or replaces the user `row.name`; a token hash held by another user is refused. */
+  putUser(row: UserRecord): Promise<void>;
+  deleteUser(name: string): Promise<void>;
 
   /**
    * Listens for settings written by anyone (a plain SQL `UPDATE` included): PostgreSQL only,

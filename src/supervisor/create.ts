@@ -3,7 +3,7 @@ import type { InspectionEvent } from 'xstate';
 import { StreamServer } from '../broadcast/stream.js';
 import { ConfigError, type ConfigProblem } from '../config/problems.js';
 import { parseServerEntry } from '../config/entry.js';
-import { parseSettings, type Settings } from '../config/settings.js';
+import { defaultSettings, parseSettings, type Settings } from '../config/settings.js';
 import type { ServerEntry } from '../config/types.js';
 import { SupervisorError } from '../errors.js';
 import { createApp } from '../http/app.js';
@@ -22,6 +22,7 @@ import { openInspectStream, type InspectStream } from './inspect.js';
 import { ServerRegistry } from './registry.js';
 import { SettingsService } from './settings-service.js';
 import { SupervisorCore, type SupervisorClock } from './supervisor.js';
+import { UserDirectory } from './user-directory.js';
 
 /** Options of {@link createSupervisor}. */
 export interface SupervisorOptions {
@@ -47,6 +48,8 @@ export interface SupervisorOptions {
    * WebSocket inspector to a relay such as `ws://localhost:8080`.
    */
   inspect?: ((event: InspectionEvent) => void) | { url: string };
+  /** Keep the logger's level whatever `log.level` says (the CLI's --log-level does). */
+  fixedLogLevel?: boolean;
   /** The environment `${VAR}` references resolve from (default `process.env`). */
   env?: NodeJS.ProcessEnv;
 }
@@ -57,7 +60,10 @@ export interface HttpOptions {
   host?: string;
   /** Port (default 7300; 0 picks a free one). */
   port?: number;
-  /** Who may use the API and the stream; none leaves both open, loopback only. */
+  /**
+   * Who may use the API and the stream, besides the users stored through `PUT /api/users`
+   * (a name in both: this one wins). None at all leaves both open, loopback only.
+   */
   users?: HttpUser[];
   /**
    * Names `Host` and `Origin` may carry besides the loopback names and the bound address
@@ -72,6 +78,8 @@ export class Supervisor extends SupervisorCore {
   url: string | null = null;
   /** Settings writes, the registry and the store's books (see {@link SupervisorAdmin}). */
   admin: SupervisorAdmin | undefined;
+  /** The config's users and those added through the API or the store ({@link UserDirectory}). */
+  users: UserDirectory | undefined;
   private readonly listenerClosers: Array<() => Promise<void>> = [];
   private readonly storeClosers: Array<() => Promise<void>> = [];
   private stopped: Promise<void> | null = null;
@@ -119,12 +127,24 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
     const storeLog = serviceLogger(logger, 'Store');
     const settingsService = new SettingsService({ store, fileSettings, logger: storeLog });
     const settings = await settingsService.load();
+    // `log.level` in the config file or the settings table sets the level, unless the caller
+    // fixed it (the CLI's --log-level or LOG_LEVEL).
+    if (!options.fixedLogLevel && settings['log.level'] !== defaultSettings()['log.level']) {
+      logger.level = settings['log.level'];
+    }
     const registry = new ServerRegistry({
       store,
       configServers: servers,
       logger: serviceLogger(logger, 'Supervisor'),
     });
     const allServers = await registry.load();
+    const users = new UserDirectory({
+      store,
+      configUsers: options.http ? (options.http.users ?? []) : [],
+      logger: serviceLogger(logger, 'Supervisor'),
+      requireUsers: options.http ? !isLoopback(options.http.host ?? DEFAULT_HOST) : false,
+    });
+    await users.load();
 
     if (store) await reapRecordedGroups(store, logger);
 
@@ -159,6 +179,7 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
       writer,
       logger: serviceLogger(logger, 'Supervisor'),
     });
+    supervisor.users = users;
     const pruner = store
       ? new HistoryPruner({
           store,
@@ -181,12 +202,14 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
     supervisor.start();
     await settingsService.start((next, changed) => {
       supervisor.applySettings(next);
-      if (changed.includes('log.level')) logger.level = next['log.level'];
+      if (changed.includes('log.level') && !options.fixedLogLevel) {
+        logger.level = next['log.level'];
+      }
     });
     void pruner?.start();
 
     if (options.http) {
-      const handle = await listen(supervisor, options.http, logger);
+      const handle = await listen(supervisor, options.http, users, logger);
       supervisor.url = handle.url;
       log.info({ url: handle.url }, 'listening');
     }
@@ -201,10 +224,11 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
 async function listen(
   supervisor: Supervisor,
   http: HttpOptions,
+  directory: UserDirectory,
   logger: Logger,
 ): Promise<HttpServerHandle> {
   const host = http.host ?? DEFAULT_HOST;
-  const users = http.users ?? [];
+  const users = directory.users();
 
   if (users.length === 0 && !isLoopback(host)) {
     throw new SupervisorError(
@@ -220,11 +244,21 @@ async function listen(
   const stream = new StreamServer({
     api: supervisor,
     logger: serviceLogger(logger, 'WebSocket'),
-    users,
+    authenticate: directory.authenticate,
+    allowedHosts,
+  });
+  // A changed or deleted user's streams close at once; anonymous ones once users exist.
+  const unwatch = directory.onChange((name) => {
+    stream.disconnect((principal) => principal.user === name || principal.user === undefined);
+  });
+  const app = createApp(supervisor, {
+    logger: httpLog,
+    authenticate: directory.authenticate,
+    userAdmin: directory,
     allowedHosts,
   });
   const handle = await startHttpServer({
-    app: createApp(supervisor, { logger: httpLog, users, allowedHosts }),
+    app,
     host,
     port: http.port ?? DEFAULT_PORT,
     logger: httpLog,
@@ -232,6 +266,7 @@ async function listen(
   });
 
   supervisor.closeListenerOnStop(async () => {
+    unwatch();
     await stream.close();
     await handle.close();
   });

@@ -3,6 +3,8 @@
  * @statelyai/inspect's WebSocket inspector to a relay (the Stately inspector reads from it).
  * Every event is scrubbed of the fleet's secret values before it leaves the process.
  */
+import { createServer } from 'node:net';
+
 import type { InspectionEvent } from 'xstate';
 
 import { SupervisorError } from '../errors.js';
@@ -50,6 +52,8 @@ export async function startInspectRelay(port: number): Promise<{ url: string; st
     throw missingPackage(error);
   }
 
+  // The relay listens without an error handler: a taken port would crash the process.
+  await assertPortFree(port);
   const relay = server.createInspectorServer({ port, autoOpen: false });
   return { url: `http://localhost:${port}`, stop: () => relay.stop() };
 }
@@ -68,4 +72,19 @@ function missingPackage(error: unknown): SupervisorError {
     'inspection needs the @statelyai/inspect package: npm install @statelyai/inspect',
     { cause: error instanceof Error ? error.message : String(error) },
   );
+}
+
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => {
+      const message =
+        error.code === 'EADDRINUSE'
+          ? `the inspector relay port ${port} is in use: stop what holds it, or pass ` +
+            '--inspect ws://host:port of a relay that already runs'
+          : `the inspector relay cannot listen on port ${port}: ${error.message}`;
+      reject(new SupervisorError('INVALID_CONFIG', message, { port }));
+    });
+    probe.listen(port, () => probe.close(() => resolve()));
+  });
 }
