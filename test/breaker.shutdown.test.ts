@@ -7,7 +7,7 @@ import { fixture } from './mcp.harness.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-it('lets Node exit on its own after 100 servers are stopped (timers alive after shutdown regression)', () => {
+it('lets Node exit on its own after 100 servers stop (timers alive after shutdown)', () => {
   const script = fixture('../stop-hundred.ts');
   const result = spawnSync(process.execPath, ['--import', 'tsx', script], {
     cwd: ROOT,

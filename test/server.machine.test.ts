@@ -224,7 +224,7 @@ describe('open and halfOpen', () => {
 });
 
 describe('restart intensity and policies', () => {
-  it('goes to failed with restart_intensity after more than restart.maxRestarts restarts', async () => {
+  it('fails with restart_intensity past restart.maxRestarts restarts', async () => {
     const h = await closedHarness({}, { maxRestarts: 2 });
 
     for (let i = 0; i < 3; i += 1) {
@@ -357,7 +357,7 @@ describe('operator events', () => {
     expect(last(h)).toBe('closed>stopped:operator_disable');
   });
 
-  it('reports a fresh actor started by enable as stopped > connecting with operator_enable', async () => {
+  it('reports an actor started by enable as stopped > connecting, operator_enable', async () => {
     const h = new MachineHarness({ startReason: 'operator_enable', startUser: 'ops' }).start();
     expect(h.path()[0]).toBe('stopped>connecting:operator_enable');
     expect(h.transitions[0]?.detail.user).toBe('ops');

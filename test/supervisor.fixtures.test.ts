@@ -79,7 +79,7 @@ async function failure(promise: Promise<unknown>): Promise<{ code: string; field
 }
 
 describe('a server that exits during start-up', () => {
-  it('fails fast with its exit code and stderr, backs off, and the supervisor stays up', async () => {
+  it('fails fast with exit code and stderr, backs off, the supervisor stays up', async () => {
     const { supervisor, log, clock } = await start({
       broken: { command: node, args: [fixture('exit-on-start.mjs')] },
       healthy: { command: node, args: [fixture('noisy-stdout.mjs')] },

@@ -1,4 +1,0 @@
-import { benchScale } from './scale.js';
-const t = Date.now();
-const r = await benchScale({ measureMs: 5000 });
-console.log(JSON.stringify(r), Date.now() - t);
