@@ -24,6 +24,8 @@ function startRemote(): void {
     cwd: root,
     env: { ...process.env, PORT: remotePort },
     stdio: ['ignore', 'ignore', 'inherit'],
+    // Its own process group: a Ctrl-C must not kill it before the supervisor has stopped.
+    detached: true,
   });
   process.stderr.write(`demo: remote member pid ${remote.pid} on port ${remotePort}\n`);
 

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { createRequire } from 'node:module';
+
 import { Command, InvalidArgumentError } from 'commander';
 
 import {
@@ -34,6 +36,7 @@ interface StartFlags {
 }
 
 const program = new Command('mcp-supervisor')
+  .version(packageVersion(), '-V, --version')
   .description('Supervise a fleet of MCP servers: breakers, backoff, cache, live state')
   .showHelpAfterError();
 
@@ -126,7 +129,10 @@ async function start(flags: StartFlags): Promise<void> {
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
     if (isSupervisorError(err)) log.fatal({ code: err.code }, message);
+    else if (err instanceof InvalidArgumentError) log.fatal(message);
+    else if (code === 'EADDRINUSE') log.fatal({ port: flags.port }, `port ${flags.port} is in use`);
     else log.fatal({ err }, 'start-up failed');
     return exit(root, 1);
   }
@@ -188,7 +194,8 @@ function stopOnSignals(supervisor: Supervisor, root: Logger): void {
 
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
+      log.warn({ signal }, 'second signal: killing every server now and exiting');
+      supervisor.killAllNow();
       process.exit(1);
     }
 
@@ -211,9 +218,13 @@ function stopOnSignals(supervisor: Supervisor, root: Logger): void {
 }
 
 function storeSpec(flags: StartFlags): StoreSpec {
+  if (flags.memory && flags.databaseUrl) {
+    throw new InvalidArgumentError('--memory and --database-url exclude each other');
+  }
+
   if (flags.memory) return 'memory';
 
-  const databaseUrl = flags.databaseUrl ?? process.env.DATABASE_URL;
+  const databaseUrl = flags.databaseUrl ?? (process.env.DATABASE_URL || undefined);
   return databaseUrl ? { databaseUrl } : { dataDir: flags.dataDir };
 }
 
@@ -237,6 +248,22 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as
 
 function parseLevel(value: string): (typeof LEVELS)[number] | undefined {
   return LEVELS.find((level) => level === value);
+}
+
+/** The package's version; package.json is one folder up from src/, two from dist/src/. */
+function packageVersion(): string {
+  const require = createRequire(import.meta.url);
+
+  for (const candidate of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = require(candidate) as { name?: string; version?: string };
+      if (pkg.name === 'mcp-supervisor' && pkg.version) return pkg.version;
+    } catch {
+      // Not at this depth: try the next.
+    }
+  }
+
+  return 'unknown';
 }
 
 function parsePort(value: string): number {

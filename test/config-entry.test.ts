@@ -512,3 +512,17 @@ describe('parseServerEntry: names', () => {
     expect(errors(problems)).toHaveLength(1);
   });
 });
+
+describe('secrets from variables', () => {
+  it('masks values the environment supplied, not defaults written in the file', () => {
+    const { entry } = parseServerEntry(
+      'remote',
+      { url: 'http://127.0.0.1:${PORT:-3001}/mcp?key=${KEY}' },
+      { env: { KEY: 'from-the-environment' }, source: 'config' },
+    );
+
+    expect(entry?.url).toBe('http://127.0.0.1:3001/mcp?key=from-the-environment');
+    expect(entry?.secrets).toContain('from-the-environment');
+    expect(entry?.secrets).not.toContain('3001');
+  });
+});

@@ -12,7 +12,7 @@ export interface InterpolationScope {
 export interface Interpolated {
   value: string;
   problems: ConfigProblem[];
-  /** Every value substituted for a reference: to be masked wherever it turns up. */
+  /** Every value the environment supplied for a reference: masked wherever it turns up. */
   secrets: string[];
 }
 
@@ -32,10 +32,13 @@ export function interpolate(text: string, path: string, scope: InterpolationScop
   const value = text.replace(REFERENCE, (whole, inner: string) => {
     const resolved = resolveReference(inner, scope);
 
-    if (typeof resolved === 'object') {
+    if (typeof resolved === 'object' && 'problem' in resolved) {
       problems.push({ severity: 'error', path, message: resolved.problem });
       return whole;
     }
+
+    // A default is written in the config file itself: it is no secret (a port, a host).
+    if (typeof resolved === 'object') return resolved.written;
 
     if (resolved !== '') secrets.push(resolved);
     return resolved;
@@ -44,7 +47,10 @@ export function interpolate(text: string, path: string, scope: InterpolationScop
   return { value, problems, secrets };
 }
 
-function resolveReference(inner: string, scope: InterpolationScope): string | { problem: string } {
+function resolveReference(
+  inner: string,
+  scope: InterpolationScope,
+): string | { problem: string } | { written: string } {
   const expression = inner.trim();
 
   if (expression.startsWith('input:')) {
@@ -66,7 +72,7 @@ function resolveReference(inner: string, scope: InterpolationScope): string | { 
 
   const found = lookup(parsed.name, scope);
   if (parsed.fallback !== undefined && (found === undefined || found === '')) {
-    return parsed.fallback;
+    return { written: parsed.fallback };
   }
 
   if (found === undefined) {

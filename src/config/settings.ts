@@ -2,8 +2,14 @@ import { z } from 'zod';
 
 import { RESTART_POLICIES } from '../../machines/vocabulary.js';
 
-const ms = z.number().int().nonnegative();
-const positiveMs = z.number().int().positive();
+/** Node timers overflow past 2^31 - 1 ms (about 24.8 days) and then fire after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+const tooLong = `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node keeps`;
+const ms = z.number().int().nonnegative().max(MAX_TIMER_MS, tooLong);
+const positiveMs = z.number().int().positive().max(MAX_TIMER_MS, tooLong);
+/** A duration that is compared, never armed as a timer: no timer bound. */
+const ageMs = z.number().int().nonnegative();
 const count = z.number().int().positive();
 const rate = z.number().gt(0).lte(1);
 
@@ -26,7 +32,7 @@ export const SETTING_SCHEMAS = {
   'breaker.halfOpenMaxCalls': count.default(1),
   'breaker.halfOpenDeadlineMs': positiveMs.default(30_000),
   'cache.maxSize': z.number().int().nonnegative().default(1000),
-  'cache.ttlMs': ms.default(300_000),
+  'cache.ttlMs': ageMs.default(300_000),
   'cache.maxBytes': z.number().int().nonnegative().default(67_108_864),
   'connect.timeoutMs': positiveMs.default(15_000),
   'backoff.baseMs': positiveMs.default(1_000),
@@ -38,7 +44,7 @@ export const SETTING_SCHEMAS = {
   /** A stdio server whose process group holds more resident bytes is restarted; 0: off. */
   'restart.maxRssBytes': z.number().int().nonnegative().default(0),
   /** A server connected longer than this (ms) is restarted; 0: off. */
-  'restart.maxUptimeMs': ms.default(0),
+  'restart.maxUptimeMs': ageMs.default(0),
   'call.timeoutMs': positiveMs.default(30_000),
   'call.maxTotalMs': positiveMs.default(300_000),
   'call.maxConcurrent': count.default(16),
@@ -49,7 +55,7 @@ export const SETTING_SCHEMAS = {
   'stream.maxPayloadBytes': count.default(65_536),
   'stream.resumeBufferSize': z.number().int().nonnegative().default(10_000),
   'store.maxPendingWrites': count.default(100_000),
-  'store.historyRetentionMs': positiveMs.default(2_592_000_000),
+  'store.historyRetentionMs': ageMs.positive().default(2_592_000_000),
   'api.allowStdioServers': z.boolean().default(false),
   'log.level': z
     .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])

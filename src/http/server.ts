@@ -51,7 +51,8 @@ export function startHttpServer(options: HttpServerOptions): Promise<HttpServerH
       reject(err);
     };
 
-    server.once('error', onListenError);
+    // 'on', not 'once': a failed listen may emit more than one error.
+    server.on('error', onListenError);
     server.once('listening', () => {
       server.off('error', onListenError);
       server.on('error', (err) => logger.error({ err }, 'http server error'));

@@ -23,6 +23,9 @@ import { StderrTail } from './stderr-tail.js';
 const SETTLE_MS = 100;
 
 /** Longest non-protocol stdout line kept in a log line (characters). */
+/** Non-protocol stdout lines logged one by one before sampling starts. */
+const LOGGED_NOISE_LINES = 10;
+const NOISE_SAMPLE_EVERY = 1000;
 const MAX_LOGGED_LINE = 200;
 
 export interface ProcessGroupTransportOptions {
@@ -243,6 +246,10 @@ export class ProcessGroupTransport implements Transport {
 
   private nonProtocolLine(line: string): void {
     this.nonProtocol += 1;
+    // A chatty server must not flood the log: the first lines, then one in every thousand.
+    const count = this.nonProtocol;
+    if (count > LOGGED_NOISE_LINES && count % NOISE_SAMPLE_EVERY !== 0) return;
+
     const scrubbed = this.options.redactor.string(line).slice(0, MAX_LOGGED_LINE);
     this.options.logger.warn(
       { stdout: scrubbed, count: this.nonProtocol },

@@ -1,4 +1,5 @@
-import type { Settings } from '../config/settings.js';
+import { SupervisorError } from '../errors.js';
+import { parseSettings, type Settings } from '../config/settings.js';
 import type { ServerEntry } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { GapRecord, Store } from '../store/store.js';
@@ -35,6 +36,9 @@ export interface AdminApi {
   storeStatus(): StoreStatus;
 }
 
+/** Settings the API may read but never write. */
+const API_LOCKED_SETTINGS = ['api.allowStdioServers'] as const;
+
 export interface SupervisorAdminOptions {
   core: SupervisorCore;
   registry: ServerRegistry;
@@ -58,6 +62,14 @@ export class SupervisorAdmin implements AdminApi {
   }
 
   putSettings(values: unknown): Promise<Settings> {
+    // Letting the API turn on commands for the API would make every API user a shell user.
+    const named = Object.keys(parseSettings(values).values);
+    const locked = API_LOCKED_SETTINGS.find((key) => named.includes(key));
+    if (locked) {
+      const message = `${locked} can be set only in the config file or the settings table`;
+      return Promise.reject(new SupervisorError('FORBIDDEN', message, { key: locked }));
+    }
+
     return this.options.settings.put(values);
   }
 

@@ -118,6 +118,9 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
   const log = serviceLogger(logger, 'Main');
   const servers = validateServers(options.servers, options.env ?? process.env);
   const fileSettings = validateSettings(options.settings);
+  if (options.store && options.store !== 'memory' && 'databaseUrl' in options.store) {
+    validateDatabaseUrl(options.store.databaseUrl);
+  }
 
   const store =
     options.store && options.store !== 'memory'
@@ -137,7 +140,7 @@ export async function createSupervisor(options: SupervisorOptions = {}): Promise
       configServers: servers,
       logger: serviceLogger(logger, 'Supervisor'),
     });
-    const allServers = await registry.load();
+    const allServers = await registry.load(settings['api.allowStdioServers']);
     const users = new UserDirectory({
       store,
       configUsers: options.http ? (options.http.users ?? []) : [],
@@ -337,6 +340,23 @@ async function inspectOption(
 
   const redactor = new Redactor([...servers.flatMap((s) => s.secrets), ...storeSecrets(store)]);
   return openInspectStream(inspect.url, redactor);
+}
+
+/** A URL that is not a PostgreSQL one is refused at once, not waited for (never echoed). */
+function validateDatabaseUrl(databaseUrl: string): void {
+  let protocol = '';
+  try {
+    protocol = new URL(databaseUrl).protocol;
+  } catch {
+    protocol = '';
+  }
+
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+    throw new SupervisorError(
+      'INVALID_CONFIG',
+      'the database URL is not a postgres:// or postgresql:// URL',
+    );
+  }
 }
 
 function storeSecrets(spec: StoreSpec | undefined): string[] {

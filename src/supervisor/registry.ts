@@ -45,14 +45,25 @@ export class ServerRegistry {
     this.config = byName(options.configServers);
   }
 
-  /** Reads the API entries from the store; a stored entry that no longer validates is skipped. */
-  async load(): Promise<ServerEntry[]> {
+  /**
+   * Reads the API entries from the store; a stored entry that no longer validates is skipped,
+   * and so is a stdio entry while `api.allowStdioServers` is off.
+   */
+  async load(allowStdio = false): Promise<ServerEntry[]> {
     const rows = this.store ? await this.store.registry() : [];
 
     for (const row of rows) {
       const parsed = parseApiEntry(row.name, row.entry);
       if (!parsed.entry) {
         this.log.warn({ server: row.name, problems: parsed.problems }, 'stored server refused');
+        continue;
+      }
+
+      if (parsed.entry.transport === 'stdio' && !allowStdio) {
+        this.log.warn(
+          { server: row.name },
+          'stored stdio server skipped: api.allowStdioServers is off',
+        );
         continue;
       }
 

@@ -255,7 +255,8 @@ export class ServerRuntime {
         (c) => c.callTool(tool, args, options),
       );
       this.settle(admission, 'success');
-      return result;
+      // A tool may echo its own env (a token, a key): those values never leave unmasked.
+      return this.redactor.value(result);
     } catch (error) {
       throw this.callFailure(admission, error);
     } finally {
