@@ -220,6 +220,65 @@ describe('process groups', () => {
     expect(await reapOrphans([record], captureLogger().logger)).toEqual([]);
   });
 
+  it('reapOrphans spares an unrelated group whose pgid reuses a recorded one', async () => {
+    // After a reboot with a kept data dir (or a store shared across hosts) a recorded pgid may
+    // lead someone else's session: here a `setsid sleep` (detached is setsid) started long
+    // after the record, whose owner is dead.
+    const stranger = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+    const owner = spawn(node, ['-e', '']);
+    await exited(owner);
+    const pgid = stranger.pid ?? 0;
+    const record = {
+      server: 'rebooted',
+      pgid,
+      ownerPid: owner.pid ?? 0,
+      startedAt: Date.now() - 3_600_000,
+      command: 'node',
+    };
+    const { logger, lines } = captureLogger();
+
+    try {
+      const reaped = await reapOrphans([record], logger, { graceMs: 500 });
+
+      expect(reaped).toEqual([]);
+      expect(isLive(pgid)).toBe(true);
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          msg: 'orphan record does not match a live group',
+          pgid,
+          server: 'rebooted',
+        }),
+      );
+    } finally {
+      await killGroup(pgid, 500);
+    }
+  });
+
+  it('reapOrphans kills an orphaned group whose leader is gone but members remain', async () => {
+    const marker = `member-${randomUUID()}`;
+    const leader = spawn(
+      'sh',
+      ['-c', `"${node}" -e "setInterval(() => {}, 1000)" ${marker} & exit 0`],
+      { detached: true, stdio: 'ignore' },
+    );
+    await exited(leader);
+    const owner = spawn(node, ['-e', '']);
+    await exited(owner);
+    const record = {
+      server: 'leaderless',
+      pgid: leader.pid ?? 0,
+      ownerPid: owner.pid ?? 0,
+      // No leader is left to compare with: the live members alone prove the group is ours.
+      startedAt: Date.now() - 3_600_000,
+      command: 'sh',
+    };
+
+    const reaped = await reapOrphans([record], captureLogger().logger, { graceMs: 500 });
+
+    expect(reaped).toEqual([record.pgid]);
+    expect(livePidsWith(marker)).toEqual([]);
+  });
+
   it('reapOrphans leaves the groups of a live owner alone', async () => {
     const group = spawn(node, ['-e', 'setInterval(() => {}, 1000)'], {
       detached: true,

@@ -43,13 +43,15 @@ describe('boot', () => {
       detached: true,
       stdio: ['pipe', 'ignore', 'ignore'],
     });
+    // Taken at the spawn, as the supervisor does: the reaper checks it against the start time.
+    const startedAt = Date.now();
     const store = await openStore({ dataDir }, silentLogger());
     // The owner pid is above Linux's pid_max: a supervisor that cannot be alive.
     await store.putProcessGroup({
       server: 'gone',
       pgid: orphan.pid!,
       ownerPid: 4_194_305,
-      startedAt: Date.now(),
+      startedAt,
       command: 'node',
     });
     await store.close();
@@ -136,5 +138,24 @@ describe('calls through the breaker', () => {
     }
 
     expect(supervisor.server('flaky')).toMatchObject({ state: 'closed', failures: 0 });
+  });
+});
+
+describe('tool results', () => {
+  it('masks the secret values of a server that echoes its own env', async () => {
+    const secret = 'sk-planted-secret-value-123';
+    const supervisor = await createSupervisor({
+      servers: {
+        everything: { command: process.execPath, args: [EVERYTHING], env: { API_KEY: secret } },
+      },
+    });
+    running.push(supervisor);
+    await new TransitionLog(supervisor).reach('everything', 'closed');
+
+    const result = JSON.stringify(await supervisor.callTool('everything', 'get-env', {}));
+
+    expect(result).toContain('API_KEY');
+    expect(result).not.toContain(secret);
+    expect(result).toContain('***');
   });
 });

@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 
 import type { Logger } from '../log.js';
+import { pidExists, procStat, startedNear } from '../process-identity.js';
 import type { ProcessGroupRecord } from '../store/store.js';
 
 /** How often (ms) a bounded wait checks whether a group is gone. */
@@ -58,8 +59,11 @@ export interface ReapOptions {
 
 /**
  * Kills the process groups left by a supervisor that is gone: its pid is no longer alive, or
- * it is this very pid from an earlier life (a record older than this process). Returns the
- * pgids of the groups it found alive and killed; orphans already gone are not listed.
+ * it is this very pid from an earlier life (a record older than this process). A record is
+ * trusted only while its group is provably the one recorded (see {@link matchesRecord}): after
+ * a reboot or on another host the pgid may name someone else's processes, which are left
+ * alone with a warning. Returns the pgids of the groups it found alive and killed; orphans
+ * already gone are not listed.
  */
 export async function reapOrphans(
   records: ProcessGroupRecord[],
@@ -75,6 +79,11 @@ export async function reapOrphans(
       if (!groupAlive(record.pgid)) return null;
 
       const fields = { server: record.server, pgid: record.pgid, ownerPid: record.ownerPid };
+      if (!matchesRecord(record)) {
+        logger.warn(fields, 'orphan record does not match a live group');
+        return null;
+      }
+
       if (!(await killGroup(record.pgid, graceMs))) {
         logger.warn(fields, 'orphaned process group survived SIGKILL');
         return null;
@@ -92,17 +101,23 @@ export async function reapOrphans(
 function isOrphan(record: ProcessGroupRecord, bornAt: number): boolean {
   if (record.ownerPid === process.pid) return record.startedAt < bornAt;
 
-  return !processAlive(record.ownerPid);
+  return !pidExists(record.ownerPid);
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return errorCode(error) === 'EPERM';
-  }
+/**
+ * Whether the live group `record.pgid` is the one recorded. Its leader (pid == pgid) still
+ * there must have started when the record says (within 2 s, or up to 10 s before a record
+ * written late); a leader gone with members left is ours, as a pgid cannot be handed out again
+ * while its group has members. Off Linux no start time can be read, and the record is trusted
+ * as before.
+ */
+function matchesRecord(record: ProcessGroupRecord): boolean {
+  if (process.platform !== 'linux') return true;
+
+  const leader = procStat(record.pgid);
+  if (leader === null) return true;
+
+  return startedNear(leader.startedAt, record.startedAt);
 }
 
 /** Sends a signal to a group; false when the group does not exist (ESRCH). */
@@ -120,22 +135,11 @@ function liveMembersOnLinux(pgid: number): number {
 
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const stat = readStat(entry);
+    const stat = procStat(entry);
     if (stat && stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') count += 1;
   }
 
   return count;
-}
-
-function readStat(pid: string): { state: string; pgrp: number } | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '', pgrp: Number(fields[2]) };
-  } catch {
-    return null;
-  }
 }
 
 function errorCode(error: unknown): string | undefined {

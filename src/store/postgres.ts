@@ -24,7 +24,12 @@ export interface PostgresStoreOptions {
   connectTimeoutMs?: number;
   /** Close pool connections idle this long (ms); 0 keeps them. Default 60000. */
   idleTimeoutMs?: number;
+  /** Longest wait (ms) between attempts to take a lost owner lock again. Default 5000. */
+  lockRetryMaxMs?: number;
 }
+
+/** First wait (ms) before taking a lost owner lock again; doubles per failed attempt. */
+const LOCK_RETRY_FIRST_MS = 250;
 
 const APPLICATION_NAME = 'mcp-supervisor';
 
@@ -38,8 +43,13 @@ export class PostgresStore extends SqlStore {
   private readonly log: Logger;
   private pool: Sql | null = null;
   private lockSql: Sql | null = null;
-  /** Whether our lock session holds the owner lock (so its loss is worth an error line). */
+  /**
+   * Whether our lock session holds the owner lock. While it does not (after `open()`), every
+   * write is refused with STORE_LOCKED: another supervisor may own the database meanwhile.
+   */
   private lockHeld = false;
+  /** Who held the owner lock at our last failed attempt to take it, for the refusal. */
+  private holder: LockHolder | null = null;
 
   constructor(options: PostgresStoreOptions) {
     super();
@@ -114,13 +124,24 @@ export class PostgresStore extends SqlStore {
     });
   }
 
+  protected override assertWritable(): void {
+    if (this.lockHeld) return;
+
+    throw new SupervisorError(
+      'STORE_LOCKED',
+      `this supervisor does not hold the owner lock of database ${databaseLabel(this.options)} ` +
+        'now; writes resume once it is taken again',
+      { database: databaseLabel(this.options), backendPid: this.holder?.pid ?? null },
+    );
+  }
+
   private async takeOwnerLock(sql: Sql): Promise<void> {
     const rows = await sql.unsafe<{ locked: boolean }[]>(
       `SELECT pg_try_advisory_lock(${LOCK_NAMESPACE}, ${OWNER_LOCK_ID}) AS locked`,
     );
     if (rows[0]?.locked === true) return;
 
-    const holders = await sql.unsafe<{ pid: number; client: string | null }[]>(
+    const holders = await sql.unsafe<LockHolder[]>(
       `SELECT a.pid, a.client_addr::text AS client
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
        WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2
@@ -129,6 +150,7 @@ export class PostgresStore extends SqlStore {
       [LOCK_NAMESPACE, OWNER_LOCK_ID],
     );
     const holder = holders[0];
+    this.holder = holder ?? null;
     const who = holder
       ? `backend pid ${holder.pid}${holder.client ? ` from ${holder.client}` : ''}`
       : 'another session';
@@ -136,7 +158,11 @@ export class PostgresStore extends SqlStore {
       'STORE_LOCKED',
       `database ${databaseLabel(this.options)} is owned by another supervisor (${who}); ` +
         'stop it or use another database',
-      { database: databaseLabel(this.options), backendPid: holder?.pid ?? null },
+      {
+        database: databaseLabel(this.options),
+        backendPid: holder?.pid ?? null,
+        client: holder?.client ?? null,
+      },
     );
   }
 
@@ -146,35 +172,55 @@ export class PostgresStore extends SqlStore {
     this.lockHeld = false;
 
     this.log.error(
-      { database: databaseLabel(this.options) },
-      'store lock session lost: another supervisor could now take the database',
+      { database: databaseLabel(this.options), writes: 'refused until the lock is taken again' },
+      'store lock session lost',
     );
-    this.retakeLock(250);
+    this.retakeLock(LOCK_RETRY_FIRST_MS);
   }
 
-  /** Takes the owner lock again once the database answers; gives up only if it was taken. */
+  /**
+   * Tries to take the owner lock again, with backoff, for as long as this store is open: a
+   * supervisor that took the database meanwhile may stop, and then we own it again.
+   */
   private retakeLock(delayMs: number): void {
+    const sql = this.lockSql;
     const timer = setTimeout(() => {
-      const sql = this.lockSql;
-      if (sql === null || this.lockHeld) return;
+      if (sql === null || this.lockSql !== sql || this.lockHeld) return;
 
       this.takeOwnerLock(sql).then(
         () => {
+          if (this.lockSql !== sql) return;
+
           this.lockHeld = true;
+          this.holder = null;
           this.log.info({ database: databaseLabel(this.options) }, 'store lock taken again');
         },
         (err: unknown) => {
+          if (this.lockSql !== sql) return;
+
+          const nextMs = Math.min(this.options.lockRetryMaxMs ?? 5_000, delayMs * 2);
           if (isSupervisorError(err) && err.code === 'STORE_LOCKED') {
-            this.log.error({ err }, 'store lock taken by another supervisor meanwhile');
-            return;
+            const { backendPid, client } = err.fields;
+            this.log.error(
+              { database: databaseLabel(this.options), backendPid, client, retryInMs: nextMs },
+              'store lock held by another supervisor',
+            );
+          } else {
+            this.log.warn({ err, retryInMs: nextMs }, 'store lock not taken again');
           }
 
-          this.retakeLock(Math.min(5_000, delayMs * 2));
+          this.retakeLock(nextMs);
         },
       );
     }, delayMs);
     timer.unref();
   }
+}
+
+/** The session holding the owner lock, as pg_stat_activity names it. */
+interface LockHolder {
+  pid: number;
+  client: string | null;
 }
 
 /** The shared SQL surface over a postgres.js pool (migrations and tools run through it). */

@@ -90,7 +90,7 @@ export abstract class SqlStore implements Store {
       at: t.at,
       detail: t.detail ?? {},
     }));
-    await this.db().query(
+    await this.writable().query(
       `INSERT INTO transitions (seq, server, from_state, to_state, reason, at, detail)
        SELECT x.seq, x.server, x.from_state, x.to_state, x.reason,
               to_timestamp(x.at / 1000), x.detail
@@ -123,7 +123,7 @@ export abstract class SqlStore implements Store {
   }
 
   async pruneHistory(before: number): Promise<number> {
-    const rows = await this.db().query<{ n: number }>(
+    const rows = await this.writable().query<{ n: number }>(
       `WITH gone AS (DELETE FROM transitions WHERE at < ${timestamp(1)} RETURNING 1)
        SELECT count(*)::integer AS n FROM gone`,
       [before],
@@ -147,7 +147,7 @@ export abstract class SqlStore implements Store {
       disabled: r.disabled,
       detail: r.detail ?? {},
     }));
-    await this.db().query(
+    await this.writable().query(
       `INSERT INTO server_states
          (server, state, reason, since, retry_at, attempt, sticky_open, disabled, detail)
        SELECT x.server, x.state, x.reason, to_timestamp(x.since / 1000),
@@ -184,11 +184,11 @@ export abstract class SqlStore implements Store {
   }
 
   async deleteServerState(server: string): Promise<void> {
-    await this.db().query('DELETE FROM server_states WHERE server = $1', [server]);
+    await this.writable().query('DELETE FROM server_states WHERE server = $1', [server]);
   }
 
   async putProcessGroup(row: ProcessGroupRecord): Promise<void> {
-    await this.db().query(
+    await this.writable().query(
       `INSERT INTO process_groups (pgid, server, owner_pid, started_at, command)
        VALUES ($1, $2, $3, ${timestamp(4)}, $5)
        ON CONFLICT (pgid) DO UPDATE SET server = excluded.server,
@@ -199,7 +199,7 @@ export abstract class SqlStore implements Store {
   }
 
   async deleteProcessGroup(pgid: number): Promise<void> {
-    await this.db().query('DELETE FROM process_groups WHERE pgid = $1', [pgid]);
+    await this.writable().query('DELETE FROM process_groups WHERE pgid = $1', [pgid]);
   }
 
   async processGroups(): Promise<ProcessGroupRecord[]> {
@@ -218,7 +218,7 @@ export abstract class SqlStore implements Store {
 
   async putGap(gap: GapRecord): Promise<void> {
     // Keyed on first_seq: a gap that grew while its first write was in flight is rewritten.
-    await this.db().query(
+    await this.writable().query(
       `INSERT INTO gaps (first_seq, last_seq, count, at) VALUES ($1, $2, $3, ${timestamp(4)})
        ON CONFLICT (first_seq) DO UPDATE SET last_seq = excluded.last_seq,
          count = excluded.count, at = excluded.at`,
@@ -250,7 +250,7 @@ export abstract class SqlStore implements Store {
     if (entries.length === 0) return;
 
     // An unchanged value is not rewritten, so listeners are not woken for nothing.
-    await this.db().transaction(async (tx) => {
+    await this.writable().transaction(async (tx) => {
       await tx.query(
         `INSERT INTO settings (key, value, updated_at)
          SELECT key, value, now() FROM jsonb_each(${json(1)})
@@ -281,7 +281,7 @@ export abstract class SqlStore implements Store {
   }
 
   async putRegistry(row: RegistryRecord): Promise<void> {
-    await this.db().query(
+    await this.writable().query(
       `INSERT INTO registry (name, entry, updated_at) VALUES ($1, ${json(2)}, ${timestamp(3)})
        ON CONFLICT (name) DO UPDATE SET entry = excluded.entry, updated_at = excluded.updated_at`,
       [row.name, JSON.stringify(row.entry), row.updatedAt],
@@ -289,7 +289,7 @@ export abstract class SqlStore implements Store {
   }
 
   async deleteRegistry(name: string): Promise<void> {
-    await this.db().query('DELETE FROM registry WHERE name = $1', [name]);
+    await this.writable().query('DELETE FROM registry WHERE name = $1', [name]);
   }
 
   async users(): Promise<UserRecord[]> {
@@ -311,7 +311,7 @@ export abstract class SqlStore implements Store {
     const names = (list: string[] | null): string | null =>
       list === null ? null : JSON.stringify(list);
 
-    await this.db().query(
+    await this.writable().query(
       `INSERT INTO users (name, role, token_hash, servers, tags, updated_at)
        VALUES ($1, $2, $3, ${json(4)}, ${json(5)}, ${timestamp(6)})
        ON CONFLICT (name) DO UPDATE SET role = excluded.role,
@@ -322,7 +322,7 @@ export abstract class SqlStore implements Store {
   }
 
   async deleteUser(name: string): Promise<void> {
-    await this.db().query('DELETE FROM users WHERE name = $1', [name]);
+    await this.writable().query('DELETE FROM users WHERE name = $1', [name]);
   }
 
   /** Hands over an opened, locked and migrated driver (or `null` once closed). */
@@ -338,6 +338,20 @@ export abstract class SqlStore implements Store {
 
     return this.driver;
   }
+
+  /** The open driver for a write: {@link SqlStore.assertWritable} decides first. */
+  protected writable(): SqlDriver {
+    const driver = this.db();
+    this.assertWritable();
+
+    return driver;
+  }
+
+  /**
+   * Throws when this store may not write now (a PostgreSQL owner that lost its lock throws
+   * STORE_LOCKED). Every store writes by default.
+   */
+  protected assertWritable(): void {}
 }
 
 function toTransition(row: TransitionRow): Transition {

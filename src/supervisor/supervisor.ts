@@ -85,6 +85,8 @@ export class SupervisorCore implements SupervisorApi {
     string,
     { state: ServerState; at: number; reason: string | null }
   >();
+  /** Process groups spawned and not yet seen gone. */
+  private readonly liveGroups = new Set<number>();
   private highWater: number;
   private currentSettings: Settings;
   private stopping: Promise<void> | null = null;
@@ -347,6 +349,20 @@ export class SupervisorCore implements SupervisorApi {
     if (this.stopping) return;
 
     this.addServer(entry, undefined, { reason: 'config_changed', user, operatorDisabled });
+  }
+
+  /**
+   * The last resort of an impatient exit: SIGKILL to every live process group at once, so
+   * nothing outlives the supervisor. Synchronous; the orderly way is {@link stop}.
+   */
+  killAllNow(): void {
+    for (const pgid of this.liveGroups) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
   }
 
   /** Stops every server (process groups gone) and the root actor. Idempotent. */
@@ -636,6 +652,7 @@ export class SupervisorCore implements SupervisorApi {
   }
 
   private recordGroup(entry: ServerEntry, pgid: number): void {
+    this.liveGroups.add(pgid);
     const store = this.options.store;
     if (!store) return;
 
@@ -644,13 +661,15 @@ export class SupervisorCore implements SupervisorApi {
         server: entry.name,
         pgid,
         ownerPid: process.pid,
-        startedAt: this.now(),
+        // Wall clock, not `this.now()`: the reaper compares it with the kernel's start time.
+        startedAt: Date.now(),
         command: entry.command ?? '',
       })
       .catch((err: unknown) => this.log.warn({ err, pgid }, 'process group not recorded'));
   }
 
   private forgetGroup(pgid: number): void {
+    this.liveGroups.delete(pgid);
     this.options.store
       ?.deleteProcessGroup(pgid)
       .catch((err: unknown) => this.log.warn({ err, pgid }, 'process group not forgotten'));
