@@ -143,11 +143,8 @@ async function startFleet(spec: FleetSpec): Promise<Fleet> {
     });
     api.publish(transition);
   });
+  const baseRssBytes = await settledRss();
   root.start();
-
-  // The store's start-up garbage (PGlite's initdb instance) is not what it holds.
-  (globalThis as { gc?: () => void }).gc?.();
-  const baseRssBytes = process.memoryUsage().rss;
   for (let i = 0; i < spec.servers; i += 1) {
     const name = `server-${i}`;
     root.send(spawnServer(name, { name, policy }));
@@ -163,6 +160,17 @@ async function startFleet(spec: FleetSpec): Promise<Fleet> {
       await store.close();
     },
   };
+}
+
+/** RSS once the store's start-up garbage (PGlite's initdb instance) is collected. */
+async function settledRss(): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 5; i += 1) {
+    await sleep(200);
+    gc?.();
+  }
+
+  return process.memoryUsage().rss;
 }
 
 function sleep(ms: number): Promise<void> {
