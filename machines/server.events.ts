@@ -66,8 +66,24 @@ export interface PolicyUpdateEvent {
   policy: ServerPolicy;
 }
 
+/** The prober's health probe answered (any JSON-RPC reply proves the server alive). */
+export interface ProbeOkEvent {
+  type: 'probe.ok';
+}
+
+/** The prober's health probe failed: transport error, internal error or no live connection. */
+export interface ProbeFailedEvent {
+  type: 'probe.failed';
+  message: string;
+}
+
+/** What the machine asks of its prober: run one probe now, or drop the one in flight. */
+export type ProberEvent = { type: 'probe.run' } | { type: 'probe.cancel' };
+
 export type ServerEvent =
   | ConnectionLostEvent
+  | ProbeOkEvent
+  | ProbeFailedEvent
   | BreakerTripEvent
   | TrialResultEvent
   | OperatorCommandEvent
@@ -107,6 +123,22 @@ export function connectionLost(
   clean = false,
 ): ConnectionLostEvent {
   return { type: 'connection.lost', reason, clean, detail };
+}
+
+export function probeOk(): ProbeOkEvent {
+  return { type: 'probe.ok' };
+}
+
+export function probeFailed(message: string): ProbeFailedEvent {
+  return { type: 'probe.failed', message };
+}
+
+export function probeRun(): ProberEvent {
+  return { type: 'probe.run' };
+}
+
+export function probeCancel(): ProberEvent {
+  return { type: 'probe.cancel' };
 }
 
 export function breakerTrip(

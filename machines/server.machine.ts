@@ -1,12 +1,15 @@
-import { assign, enqueueActions, fromPromise, setup } from 'xstate';
+import { assign, enqueueActions, fromPromise, sendTo, setup } from 'xstate';
 
 import { backoffDelayMs, restartsWithin } from './backoff.js';
-import type {
-  ConnectFailure,
-  ConnectionLostEvent,
-  ServerEvent,
-  ServerPolicy,
-  ServerTransitionEvent,
+import { errorMessage, proberFrom } from './prober.js';
+import {
+  probeCancel,
+  probeRun,
+  type ConnectFailure,
+  type ConnectionLostEvent,
+  type ServerEvent,
+  type ServerPolicy,
+  type ServerTransitionEvent,
 } from './server.events.js';
 import type { Reason, ServerState, TransitionDetail } from './vocabulary.js';
 
@@ -66,7 +69,8 @@ type Failure = { reason: Reason; detail: TransitionDetail };
 
 /**
  * One MCP server's statechart: connection, circuit breaker, backoff and health. Pure: the
- * runtime provides the `connect` and `probe` actors and the `hasConnection` guard.
+ * runtime provides the `connect`, `probe` (half-open trials) and `prober` (probes while
+ * `closed`, see `proberFrom`) actors and the `hasConnection` guard.
  */
 export const serverMachine = setup({
   types: {
@@ -80,6 +84,7 @@ export const serverMachine = setup({
       throw { reason: 'connect_failed', detail: { message: 'no connector provided' } };
     }),
     probe: fromPromise<void, { name: string }>(async () => undefined),
+    prober: proberFrom(async () => undefined),
   },
   guards: {
     hasConnection: () => false,
@@ -100,6 +105,8 @@ export const serverMachine = setup({
     stableStay: ({ context }) => context.policy.restartPeriodMs,
   },
   actions: {
+    startProbe: sendTo('prober', probeRun()),
+    cancelProbe: sendTo('prober', probeCancel()),
     report: enqueueActions(({ context, enqueue, system }, params: { state: ServerState }) => {
       const transition: ServerTransitionEvent = {
         type: 'server.transition',
@@ -304,6 +311,12 @@ export const serverMachine = setup({
     closed: {
       entry: ['clearMisses', { type: 'report', params: { state: 'closed' } }],
       initial: 'idle',
+      // One prober per stay in `closed`, not one actor per probe: see `proberFrom`.
+      invoke: {
+        id: 'prober',
+        src: 'prober',
+        input: ({ context }) => ({ name: context.name }),
+      },
       after: { stableStay: { actions: 'resetAttempt' } },
       on: {
         'connection.lost': [
@@ -356,12 +369,11 @@ export const serverMachine = setup({
           },
         },
         probing: {
-          invoke: {
-            id: 'probe',
-            src: 'probe',
-            input: ({ context }) => ({ name: context.name }),
-            onDone: { target: 'idle', actions: 'clearMisses' },
-            onError: [
+          entry: 'startProbe',
+          exit: 'cancelProbe',
+          on: {
+            'probe.ok': { target: 'idle', actions: 'clearMisses' },
+            'probe.failed': [
               {
                 guard: 'missesReachThreshold',
                 target: '#server.recovering',
@@ -371,7 +383,7 @@ export const serverMachine = setup({
                     type: 'because',
                     params: ({ context, event }) => ({
                       reason: 'probe_failed',
-                      detail: { message: errorMessage(event.error), misses: context.misses },
+                      detail: { message: event.message, misses: context.misses },
                     }),
                   },
                 ],
@@ -619,11 +631,4 @@ function connectFailure(error: unknown): Failure {
   }
 
   return { reason: 'connect_failed', detail: { message: errorMessage(error) } };
-}
-
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  if (error && typeof error === 'object' && 'message' in error) return String(error.message);
-
-  return String(error);
 }

@@ -8,17 +8,19 @@ import type { Reason, ServerState } from './vocabulary.js';
 
 /**
  * What causes a transition: an event sent to the actor (`connection.lost`, `operator.open`),
- * a timer (`after.<delay>`), or the end of an invoked actor (`done.<id>`, `error.<id>`).
+ * a timer (`after.<delay>`), a probe result from the `prober` (`probe.failed`), or the end of
+ * an invoked actor (`done.<id>`, `error.<id>`).
  * `operator.enable` is the first entry of a fresh actor spawned by enable.
  */
 export type TransitionCause =
   | 'connection.lost'
   | 'breaker.trip'
   | 'trial.result'
+  | 'probe.failed'
   | 'server.stop'
   | `operator.${'open' | 'close' | 'reset' | 'restart' | 'probe' | 'disable' | 'enable'}`
   | `after.${'connectTimeout' | 'probeTimeout' | 'backoff' | 'halfOpenDeadline' | 'failedRetry'}`
-  | `${'done' | 'error'}.${'connect' | 'probe' | 'reconnect' | 'trial'}`;
+  | `${'done' | 'error'}.${'connect' | 'reconnect' | 'trial'}`;
 
 /** One row: `from` is a state, or `*` for every state but `stopped`. */
 export interface TransitionRow {
@@ -62,8 +64,8 @@ export const TRANSITIONS: readonly TransitionRow[] = [
   row('closed', 'breaker.trip', WITHIN_BUDGET, 'open', 'threshold_reached'),
   row('closed', 'breaker.trip', WITHIN_BUDGET, 'open', 'slow_calls'),
   row('closed', 'breaker.trip', OVER_BUDGET, 'failed', 'restart_intensity'),
-  row('closed', 'error.probe', `${MISSES}, ${WITHIN_BUDGET}`, 'open', 'probe_failed'),
-  row('closed', 'error.probe', `${MISSES}, ${OVER_BUDGET}`, 'failed', 'restart_intensity'),
+  row('closed', 'probe.failed', `${MISSES}, ${WITHIN_BUDGET}`, 'open', 'probe_failed'),
+  row('closed', 'probe.failed', `${MISSES}, ${OVER_BUDGET}`, 'failed', 'restart_intensity'),
   row('closed', 'after.probeTimeout', `${MISSES}, ${WITHIN_BUDGET}`, 'open', 'probe_timeout'),
   row('closed', 'after.probeTimeout', `${MISSES}, ${OVER_BUDGET}`, 'failed', 'restart_intensity'),
   row('closed', 'operator.probe', '', 'closed', 'operator_probe'),

@@ -12,6 +12,8 @@ import {
   breakerTrip,
   connectionLost,
   operatorCommand,
+  probeFailed,
+  probeOk,
   serverStop,
   trialResult,
   type ServerPolicy,
@@ -79,6 +81,10 @@ function internalEvents(snapshot: Snapshot): AnyEventObject[] {
   for (const node of snapshot._nodes) {
     for (const transition of node.after) events.push({ type: transition.eventType });
     for (const invoke of node.invoke) {
+      if (invoke.src === 'prober') {
+        events.push(probeOk(), probeFailed('probe'));
+        continue;
+      }
       events.push({ type: `xstate.done.actor.${invoke.id}`, output: {} });
       if (invoke.src === 'probe') {
         events.push({ type: `xstate.error.actor.${invoke.id}`, error: new Error('probe') });

@@ -10,6 +10,7 @@ import { createActor, fromPromise, SimulatedClock } from 'xstate';
 import { describe, expect, it } from 'vitest';
 
 import { backoffDelayMs } from '../machines/backoff.js';
+import { proberFrom } from '../machines/prober.js';
 import {
   breakerTrip,
   connectionLost,
@@ -295,10 +296,8 @@ class Driver {
           this.connected = true;
           return {};
         }),
-        probe: fromPromise(async () => {
-          if (this.probeMode === 'hang') return new Promise<void>(() => undefined);
-          if (this.probeMode === 'fail') throw new Error('probe failed');
-        }),
+        probe: fromPromise(async () => this.probe()),
+        prober: proberFrom(async () => this.probe()),
       },
       guards: { hasConnection: () => this.connected },
     });
@@ -308,6 +307,13 @@ class Driver {
       input: { name: 'srv', policy: POLICY, now: () => this.clock.now(), random: () => 0.5 },
     });
     this.actor.on('server.transition', (t) => this.log.push(`${t.from}>${t.to}:${t.reason}`));
+  }
+
+  private probe(): Promise<void> {
+    if (this.probeMode === 'hang') return new Promise<void>(() => undefined);
+    if (this.probeMode === 'fail') return Promise.reject(new Error('probe failed'));
+
+    return Promise.resolve();
   }
 
   get state(): string {

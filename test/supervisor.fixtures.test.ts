@@ -52,7 +52,12 @@ async function start(
     inspect: (event: InspectionEvent) => {
       if (event.type !== '@xstate.event') return;
       const type = event.event.type as string;
-      if (type.startsWith('xstate.done.actor.') || type.startsWith('xstate.error.actor.')) {
+      const probed = type === 'probe.ok' || type === 'probe.failed';
+      if (
+        probed ||
+        type.startsWith('xstate.done.actor.') ||
+        type.startsWith('xstate.error.actor.')
+      ) {
         settled.splice(0).forEach((resolve) => resolve());
       }
     },

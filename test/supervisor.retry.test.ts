@@ -129,7 +129,7 @@ async function start(): Promise<Started> {
     inspect: (event) => {
       if (event.type !== '@xstate.event') return;
       const type = event.event.type as string;
-      if (/^xstate\.(done|error)\.actor\.probe/.test(type)) settled.splice(0).forEach((r) => r());
+      if (/^probe\.(ok|failed)$/.test(type)) settled.splice(0).forEach((r) => r());
     },
   });
   running.push(supervisor);

@@ -12,6 +12,12 @@ import { SqlStore } from './sql-store.js';
 /** The folder inside the data directory that holds PGlite's own files. */
 export const PGLITE_SUBDIR = 'pgdata';
 
+/**
+ * PostgreSQL's 128 MB default buffer cache is resident in this process and is far more than a
+ * registry, last states and a transition history need: 16 MB saves about 100 MiB of RSS.
+ */
+const SHARED_BUFFERS = '16MB';
+
 export interface PgliteStoreOptions {
   /** Where the database lives; without one it lives in memory and is gone on close. */
   dataDir?: string;
@@ -43,7 +49,10 @@ export class PgliteStore extends SqlStore {
     }
 
     try {
-      const pg = new PGlite(dataDir === undefined ? undefined : join(dataDir, PGLITE_SUBDIR));
+      const pg = new PGlite({
+        ...(dataDir === undefined ? {} : { dataDir: join(dataDir, PGLITE_SUBDIR) }),
+        startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`],
+      });
       await pg.waitReady;
       this.pg = pg;
       const applied = await migrate(pgliteDriver(pg));

@@ -6,6 +6,7 @@ import {
   type InspectionEvent,
 } from 'xstate';
 
+import { proberFrom } from '../../machines/prober.js';
 import { operatorCommand, policyUpdate, serverStop } from '../../machines/server.events.js';
 import type { ServerEvent } from '../../machines/server.events.js';
 import { serverMachine, type ServerRestore } from '../../machines/server.machine.js';
@@ -516,6 +517,7 @@ export class SupervisorCore implements SupervisorApi {
           return {};
         }),
         probe: fromPromise(async ({ input, signal }) => runtimeOf(input.name).probe(signal)),
+        prober: proberFrom((input, signal) => runtimeOf(input.name).probe(signal)),
       },
       guards: {
         hasConnection: ({ context }) => this.runtimes.get(context.name)?.hasConnection() === true,

@@ -1,5 +1,6 @@
 import { createActor, fromPromise, SimulatedClock, type Actor } from 'xstate';
 
+import { proberFrom } from '../../machines/prober.js';
 import type { ServerPolicy, ServerTransitionEvent } from '../../machines/server.events.js';
 import { serverMachine, type ServerInput } from '../../machines/server.machine.js';
 
@@ -42,10 +43,8 @@ export class MachineHarness {
           this.connected = true;
           return {};
         }),
-        probe: fromPromise(async () => {
-          this.probes += 1;
-          await this.settle(this.probeOutcomes.shift() ?? { ok: true });
-        }),
+        probe: fromPromise(async () => this.probe()),
+        prober: proberFrom(async () => this.probe()),
       },
       guards: { hasConnection: () => this.connected },
     });
@@ -87,6 +86,11 @@ export class MachineHarness {
   /** The transitions as `from>to:reason` strings. */
   path(): string[] {
     return this.transitions.map((t) => `${t.from}>${t.to}:${t.reason}`);
+  }
+
+  private async probe(): Promise<void> {
+    this.probes += 1;
+    await this.settle(this.probeOutcomes.shift() ?? { ok: true });
   }
 
   private async settle(outcome: Outcome): Promise<void> {
