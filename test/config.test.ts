@@ -15,6 +15,7 @@ import {
   type ConfigProblem,
 } from '../src/config/load.js';
 import { isSupervisorError } from '../src/errors.js';
+import { parseSettings } from '../src/config/settings.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/configs/', import.meta.url));
 
@@ -392,5 +393,20 @@ describe('formatProblems', () => {
         "and is ignored (tool approval is the client's business)",
       'error  mcpServers.memory: duplicate server name "memory"',
     ]);
+  });
+});
+
+describe('durations', () => {
+  it('refuses a timer duration past what a Node timer keeps, naming the key', () => {
+    const { values, problems } = parseSettings({ 'health.timeoutMs': 3_000_000_000 });
+
+    expect(values).toEqual({});
+    expect(problems).toEqual([
+      { key: 'health.timeoutMs', message: expect.stringContaining('at most 2147483647 ms') },
+    ]);
+  });
+
+  it('keeps compared durations such as store.historyRetentionMs free of that bound', () => {
+    expect(parseSettings({ 'store.historyRetentionMs': 90 * 86_400_000 }).problems).toEqual([]);
   });
 });

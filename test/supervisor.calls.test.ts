@@ -59,7 +59,7 @@ describe('call timeouts', () => {
 });
 
 describe('the bulkhead', () => {
-  it('queues calls past call.maxConcurrent and refuses with SERVER_BUSY once the queue is full', async () => {
+  it('queues calls past call.maxConcurrent, then refuses with SERVER_BUSY when full', async () => {
     const supervisor = await flaky({ 'call.maxConcurrent': 1 });
     const holder = supervisor.callTool('flaky', 'slow', { ms: 400 });
     const queued = Array.from({ length: 16 }, () => supervisor.callTool('flaky', 'ok', {}));

@@ -159,3 +159,18 @@ describe('tool results', () => {
     expect(result).toContain('***');
   });
 });
+
+describe('settings the API may not write', () => {
+  it('refuses api.allowStdioServers through the API, in flat and nested form', async () => {
+    const supervisor = await createSupervisor({});
+    running.push(supervisor);
+
+    expect(await codeOf(supervisor.admin!.putSettings({ 'api.allowStdioServers': true }))).toBe(
+      'FORBIDDEN',
+    );
+    expect(await codeOf(supervisor.admin!.putSettings({ api: { allowStdioServers: true } }))).toBe(
+      'FORBIDDEN',
+    );
+    expect(supervisor.settings()['api.allowStdioServers']).toBe(false);
+  });
+});

@@ -5,7 +5,8 @@ import { RESTART_POLICIES } from '../../machines/vocabulary.js';
 /** Node timers overflow past 2^31 - 1 ms (about 24.8 days) and then fire after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
-const tooLong = `must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest timer Node keeps`;
+const tooLong =
+  `must be at most ${MAX_TIMER_MS} ms (about 24.8 days): ` + 'the longest timer Node keeps';
 const ms = z.number().int().nonnegative().max(MAX_TIMER_MS, tooLong);
 const positiveMs = z.number().int().positive().max(MAX_TIMER_MS, tooLong);
 /** A duration that is compared, never armed as a timer: no timer bound. */
