@@ -425,3 +425,19 @@ it('names only the six states of the design as top-level states', () => {
   );
   expect(states.sort()).toEqual([...SERVER_STATES].sort());
 });
+
+it('backoff overflow: a huge persisted attempt still arms a finite delay within the cap', async () => {
+  const h = new MachineHarness({
+    restore: { state: 'open', retryAt: 0, attempt: 1e9, stickyOpen: false },
+  });
+  h.probeOutcomes = [{ ok: false, error: new Error('still sick') }];
+  h.start();
+  await h.advance(0);
+  await h.flush();
+
+  const reopened = h.transitions.find((t) => t.to === 'open');
+  expect(reopened?.reason).toBe('trial_failed');
+  expect(Number.isFinite(reopened?.detail.delayMs)).toBe(true);
+  expect(reopened?.detail.delayMs).toBeLessThanOrEqual(POLICY.backoffCapMs);
+  expect(reopened?.detail.retryAt).toBeLessThanOrEqual(h.clock.now() + POLICY.backoffCapMs);
+});
