@@ -426,7 +426,7 @@ it('names only the six states of the design as top-level states', () => {
   expect(states.sort()).toEqual([...SERVER_STATES].sort());
 });
 
-it('backoff overflow: a huge persisted attempt still arms a finite delay within the cap', async () => {
+it('backoff overflow: a huge persisted attempt arms a finite delay within the cap', async () => {
   const h = new MachineHarness({
     restore: { state: 'open', retryAt: 0, attempt: 1e9, stickyOpen: false },
   });
