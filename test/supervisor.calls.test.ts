@@ -4,9 +4,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { isSupervisorError } from '../src/errors.js';
 import { createSupervisor, type Supervisor } from '../src/supervisor/create.js';
-import { TransitionLog } from './helpers/fleet.js';
+import { codeOf, TransitionLog } from './helpers/fleet.js';
 import { fixture } from './mcp.harness.js';
 
 let running: Supervisor[] = [];
@@ -24,16 +23,6 @@ async function flaky(settings: Record<string, unknown>): Promise<Supervisor> {
   running.push(supervisor);
   await new TransitionLog(supervisor).reach('flaky', 'closed');
   return supervisor;
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'resolved';
-  } catch (error) {
-    if (isSupervisorError(error)) return error.code;
-    throw error;
-  }
 }
 
 describe('call timeouts', () => {

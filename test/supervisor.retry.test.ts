@@ -15,7 +15,7 @@ import { isSupervisorError } from '../src/errors.js';
 import { CallError } from '../src/mcp/types.js';
 import { mayRetry } from '../src/mcp/retry-policy.js';
 import { createSupervisor, type Supervisor } from '../src/supervisor/create.js';
-import { TransitionLog } from './helpers/fleet.js';
+import { codeOf, TransitionLog } from './helpers/fleet.js';
 
 /** The server's own books: what it ran, and how often it was initialized. */
 const books = { initializes: 0, runs: new Map<string, number>() };
@@ -142,16 +142,6 @@ async function start(): Promise<Started> {
   };
 
   return { supervisor, log, probe };
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'resolved';
-  } catch (error) {
-    if (isSupervisorError(error)) return error.code;
-    throw error;
-  }
 }
 
 /** Two slow calls in flight, both received by the server. */

@@ -9,11 +9,10 @@ import path from 'node:path';
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import { isSupervisorError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
 import { openStore } from '../src/store/open.js';
 import { createSupervisor, type Supervisor } from '../src/supervisor/create.js';
-import { TransitionLog } from './helpers/fleet.js';
+import { codeOf, TransitionLog } from './helpers/fleet.js';
 import { EVERYTHING, exited, fixture } from './mcp.harness.js';
 
 const temp = mkdtempSync(path.join(tmpdir(), 'mcps-runtime-'));
@@ -25,16 +24,6 @@ afterEach(async () => {
 });
 
 afterAll(() => rmSync(temp, { recursive: true, force: true }));
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'resolved';
-  } catch (error) {
-    if (isSupervisorError(error)) return error.code;
-    throw error;
-  }
-}
 
 describe('boot', () => {
   it('reaps the process groups a crashed supervisor left behind', async () => {

@@ -5,6 +5,7 @@
 import { WebSocket } from 'ws';
 
 import type { Transition } from '../../machines/vocabulary.js';
+import { isSupervisorError } from '../../src/errors.js';
 import type { SupervisorApi } from '../../src/supervisor/types.js';
 
 type Predicate = (t: Transition) => boolean;
@@ -131,5 +132,16 @@ export class FrameCollector {
 
   close(): void {
     this.socket.close();
+  }
+}
+
+/** The code of the SupervisorError a call fails with, or `resolved` when it does not fail. */
+export async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (error) {
+    if (isSupervisorError(error)) return error.code;
+    throw error;
   }
 }
