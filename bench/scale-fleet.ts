@@ -15,6 +15,7 @@ import type { Transition } from '../machines/vocabulary.js';
 import { StreamServer } from '../src/broadcast/stream.js';
 import { silentLogger } from '../src/log.js';
 import { openStore, type StoreSpec } from '../src/store/open.js';
+import { stateRecordOf } from '../src/store/state-record.js';
 import { TransitionWriter } from '../src/store/writer.js';
 import type { TransitionListener } from '../src/supervisor/types.js';
 import { FakeSupervisor } from '../test/helpers/fake-supervisor.js';
@@ -130,17 +131,7 @@ async function startFleet(spec: FleetSpec): Promise<Fleet> {
   root.on('transition', ({ transition, facts }) => {
     transitions += 1;
     writer.enqueue(transition);
-    writer.putState({
-      server: transition.server,
-      state: transition.to,
-      reason: transition.reason,
-      since: transition.at,
-      retryAt: facts.retryAt,
-      attempt: facts.attempt,
-      stickyOpen: facts.stickyOpen,
-      disabled: false,
-      detail: transition.detail,
-    });
+    writer.putState(stateRecordOf(transition, facts, false));
     api.publish(transition);
   });
   const baseRssBytes = await settledRss();

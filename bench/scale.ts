@@ -9,10 +9,10 @@
  * report RSS only.
  */
 import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 
 import postgres from 'postgres';
 
+import { ADMIN_URL, withDatabase } from './database.js';
 import type { BenchResult } from './report.js';
 import type { FleetFigures, FleetSpec } from './scale-fleet.js';
 
@@ -32,7 +32,6 @@ export interface ScaleBenchOptions {
 const CPU_TARGET_PERCENT = 25;
 const RSS_TARGET_BYTES = 300 * 1000 * 1000;
 const MiB = 1024 * 1024;
-const ADMIN_URL = process.env.MCPS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** Runs the scale bench; `npm run bench` calls it as `{ name: 'scale', run: benchScale }`. */
 export async function benchScale(options: ScaleBenchOptions = {}): Promise<BenchResult[]> {
@@ -124,21 +123,6 @@ async function canReach(url: string): Promise<boolean> {
     return false;
   } finally {
     await sql.end({ timeout: 1 });
-  }
-}
-
-async function withDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  const name = `mcps_bench_${randomBytes(6).toString('hex')}`;
-  await admin.unsafe(`CREATE DATABASE ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-
-  try {
-    return await run(url.href);
-  } finally {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
   }
 }
 

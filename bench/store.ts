@@ -5,7 +5,6 @@
  *
  * Needs PostgreSQL at $MCPS_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
-import { randomBytes } from 'node:crypto';
 
 import postgres from 'postgres';
 
@@ -14,9 +13,9 @@ import { silentLogger } from '../src/log.js';
 import { postgresDriver, PostgresStore } from '../src/store/postgres.js';
 import { migrate } from '../src/store/migrations.js';
 import { TransitionWriter } from '../src/store/writer.js';
+import { withDatabase } from './database.js';
 import type { BenchResult } from './report.js';
 
-const ADMIN_URL = process.env.MCPS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ROWS = 50_000;
 const BATCH = 1_000;
 const TARGET = 0.8;
@@ -83,21 +82,6 @@ async function writerInsert(url: string, rows: Transition[]): Promise<number> {
     return rate;
   } finally {
     await store.close();
-  }
-}
-
-async function withDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  const name = `mcps_bench_${randomBytes(6).toString('hex')}`;
-  await admin.unsafe(`CREATE DATABASE ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-
-  try {
-    return await run(url.href);
-  } finally {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
   }
 }
 

@@ -28,6 +28,7 @@ import { readGroupUsage, type ProcessUsage } from '../mcp/process-usage.js';
 import type { CallToolResult, Tool, ToolsDiff } from '../mcp/types.js';
 import { Redactor } from '../redact.js';
 import type { HistoryQuery, ServerStateRecord, Store } from '../store/store.js';
+import { stateRecordOf } from '../store/state-record.js';
 import type { TransitionWriter } from '../store/writer.js';
 import { serverPolicy } from './policy.js';
 import { TransitionRing } from './ring.js';
@@ -587,17 +588,7 @@ export class SupervisorCore implements SupervisorApi {
     // Shutdown is not a state to resume: the last state before it is what a restart restores.
     if (transition.reason === 'shutdown') return;
 
-    writer.putState({
-      server: transition.server,
-      state: transition.to,
-      reason: transition.reason,
-      since: transition.at,
-      retryAt: facts.retryAt,
-      attempt: facts.attempt,
-      stickyOpen: facts.stickyOpen,
-      disabled,
-      detail: transition.detail,
-    });
+    writer.putState(stateRecordOf(transition, facts, disabled));
   }
 
   private logTransition(transition: Transition): void {
